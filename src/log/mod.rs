@@ -1,0 +1,131 @@
+//! Event log sources: where events come from and how they are normalized.
+//!
+//! A source streams *records* in log order. Each record is either a
+//! normalized [`Event`] or an [`Invalid`] line/row that could not be read.
+//! Sources remember how far they have read, so [`LogSource::read_new`] is
+//! "give me the events after the last one you gave me" (the basis of both
+//! the initial load and the live tail). Bodies can be read again later by
+//! their [`Loc`] (byte offset in a JSONL file, rowid in SQLite), so the
+//! memory image need not keep every event parsed in memory.
+
+pub mod jsonl;
+pub mod spec;
+pub mod sqlite;
+
+pub use spec::{Mapping, SourceKind, SourceSpec};
+
+use crate::value::PVal;
+use std::sync::Arc;
+
+/// A normalized event: what the reducer sees as `$event`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: i64,
+    pub ty: Arc<str>,
+    pub data: PVal,
+    pub stream: Option<Arc<str>>,
+    pub time: Option<Arc<str>>,
+    pub meta: Option<PVal>,
+}
+
+impl Event {
+    /// The event as the JSON object `{id, type, data, stream?, time?, meta?}`.
+    pub fn to_pval(&self) -> PVal {
+        let mut o = crate::value::PObj::new();
+        o.insert(Arc::from("id"), PVal::Int(self.id));
+        o.insert(Arc::from("type"), PVal::Str(self.ty.clone()));
+        o.insert(Arc::from("data"), self.data.clone());
+        if let Some(s) = &self.stream {
+            o.insert(Arc::from("stream"), PVal::Str(s.clone()));
+        }
+        if let Some(t) = &self.time {
+            o.insert(Arc::from("time"), PVal::Str(t.clone()));
+        }
+        if let Some(m) = &self.meta {
+            o.insert(Arc::from("meta"), m.clone());
+        }
+        PVal::Obj(o)
+    }
+}
+
+/// Where a record lives in its source, so its body can be read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// A JSONL line: byte offset of its first byte, its length without the
+    /// newline, and its 1-based line number.
+    Line { offset: u64, len: u32, line: u64 },
+    /// A SQLite row.
+    Row { rowid: i64 },
+}
+
+/// A line or row that could not be read as an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    /// The id the record would have (the id column or field when it could
+    /// be read, else the JSONL line number or the SQLite rowid).
+    pub id: i64,
+    /// Human-readable place: `events.jsonl:12` or `app.db: table events, rowid 5`.
+    pub place: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+/// One record of a log, in log order.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub loc: Loc,
+    pub body: Result<Event, Invalid>,
+}
+
+/// What a poll of the source found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing new.
+    None,
+    /// New records may have been appended.
+    Appended,
+    /// The log was truncated, replaced or rotated: everything must be
+    /// reloaded from the start (the message says what happened).
+    Reset(String),
+}
+
+/// An error that stops a source from being read at all (missing file,
+/// missing table or column, I/O failure). Per-record problems are
+/// [`Invalid`] records instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// A readable event log.
+pub trait LogSource: Send {
+    /// A short description for messages and the status bar
+    /// (e.g. `sqlite:app.db (table events)` or `jsonl:events.jsonl`).
+    fn describe(&self) -> String;
+
+    /// Read the records after the last one returned so far (all of them on
+    /// the first call), in log order, passing each to `sink`. Returns how
+    /// many records were read. Reads at most `limit` records when given.
+    fn read_new(
+        &mut self,
+        limit: Option<usize>,
+        sink: &mut dyn FnMut(Record),
+    ) -> Result<usize, SourceError>;
+
+    /// Read one record again by its location.
+    fn read_at(&mut self, loc: Loc) -> Result<Record, SourceError>;
+
+    /// Cheaply check whether the log changed since the last read.
+    fn poll(&mut self) -> Result<Change, SourceError>;
+
+    /// Forget the read position, so the next `read_new` starts from the
+    /// beginning (after a [`Change::Reset`]).
+    fn rewind(&mut self);
+}
+
+/// Open a source from its spec.
+pub fn open(spec: &SourceSpec) -> Result<Box<dyn LogSource>, SourceError> {
+    match spec.kind {
+        SourceKind::Jsonl => Ok(Box::new(jsonl::JsonlSource::open(spec)?)),
+        SourceKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::open(spec)?)),
+    }
+}

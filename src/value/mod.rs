@@ -1,0 +1,194 @@
+//! The persistent JSON value the memory image is made of.
+//!
+//! `PVal` is an immutable JSON value whose arrays and objects are `imbl`
+//! persistent collections: cloning is O(1) and an update copies only the path
+//! it touches, so every state of a fold can be kept cheaply. Object keys are
+//! kept sorted (`OrdMap`), which is also the order `evscope state` prints.
+
+mod order;
+mod path;
+mod serde_impl;
+
+pub use path::{PathSeg, parse_pointer, pointer_escape, to_pointer};
+
+use std::sync::Arc;
+
+/// A persistent array.
+pub type PArr = imbl::Vector<PVal>;
+/// A persistent object with sorted keys.
+pub type PObj = imbl::OrdMap<Arc<str>, PVal>;
+
+/// A JSON value with O(1) clone.
+#[derive(Clone, Debug, Default)]
+pub enum PVal {
+    #[default]
+    Null,
+    Bool(bool),
+    /// An integer that fits in i64.
+    Int(i64),
+    /// Any other number (jq numbers are doubles).
+    Float(f64),
+    Str(Arc<str>),
+    Arr(PArr),
+    Obj(PObj),
+}
+
+impl PVal {
+    /// The jq type name of the value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PVal::Null => "null",
+            PVal::Bool(_) => "boolean",
+            PVal::Int(_) | PVal::Float(_) => "number",
+            PVal::Str(_) => "string",
+            PVal::Arr(_) => "array",
+            PVal::Obj(_) => "object",
+        }
+    }
+
+    /// A string value.
+    pub fn str(s: &str) -> PVal {
+        PVal::Str(Arc::from(s))
+    }
+
+    /// An empty object.
+    pub fn empty_obj() -> PVal {
+        PVal::Obj(PObj::new())
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            PVal::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_obj(&self) -> Option<&PObj> {
+        match self {
+            PVal::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn as_arr(&self) -> Option<&PArr> {
+        match self {
+            PVal::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The value as f64, for numbers.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            PVal::Int(i) => Some(*i as f64),
+            PVal::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// True when both values share the same storage (so are equal without
+    /// looking inside). Scalars are compared by value.
+    pub fn ptr_eq(&self, other: &PVal) -> bool {
+        match (self, other) {
+            (PVal::Arr(a), PVal::Arr(b)) => a.ptr_eq(b),
+            (PVal::Obj(a), PVal::Obj(b)) => a.ptr_eq(b),
+            (PVal::Str(a), PVal::Str(b)) => Arc::ptr_eq(a, b),
+            (PVal::Null, PVal::Null) => true,
+            (PVal::Bool(a), PVal::Bool(b)) => a == b,
+            (PVal::Int(a), PVal::Int(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// A number from an f64, kept as an integer when it is one.
+    pub fn from_f64(f: f64) -> PVal {
+        if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+            PVal::Int(f as i64)
+        } else {
+            PVal::Float(f)
+        }
+    }
+
+    /// The value at a path, if there is one.
+    pub fn get_path(&self, path: &[PathSeg]) -> Option<&PVal> {
+        let mut cur = self;
+        for seg in path {
+            cur = match (cur, seg) {
+                (PVal::Obj(o), PathSeg::Key(k)) => o.get(k)?,
+                (PVal::Arr(a), PathSeg::Index(i)) => a.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    /// Compact JSON text (keys sorted).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+    }
+
+    /// Pretty JSON text with two-space indentation (keys sorted).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "null".into())
+    }
+
+    /// Parse JSON text.
+    pub fn from_json(s: &str) -> Result<PVal, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+
+    /// Convert to a `serde_json::Value` (for tests and interop).
+    pub fn to_serde(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Convert from a `serde_json::Value`.
+    pub fn from_serde(v: &serde_json::Value) -> PVal {
+        match v {
+            serde_json::Value::Null => PVal::Null,
+            serde_json::Value::Bool(b) => PVal::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => PVal::Int(i),
+                None => PVal::from_f64(n.as_f64().unwrap_or(0.0)),
+            },
+            serde_json::Value::String(s) => PVal::str(s),
+            serde_json::Value::Array(a) => PVal::Arr(a.iter().map(PVal::from_serde).collect()),
+            serde_json::Value::Object(o) => PVal::Obj(
+                o.iter()
+                    .map(|(k, v)| (Arc::from(k.as_str()), PVal::from_serde(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for PVal {
+    /// Compact JSON, as jq prints a value inside a string interpolation.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+impl From<bool> for PVal {
+    fn from(b: bool) -> Self {
+        PVal::Bool(b)
+    }
+}
+
+impl From<i64> for PVal {
+    fn from(i: i64) -> Self {
+        PVal::Int(i)
+    }
+}
+
+impl From<&str> for PVal {
+    fn from(s: &str) -> Self {
+        PVal::str(s)
+    }
+}
+
+impl From<String> for PVal {
+    fn from(s: String) -> Self {
+        PVal::Str(Arc::from(s))
+    }
+}
