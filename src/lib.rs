@@ -8,3 +8,6 @@
 pub mod log;
 pub mod reduce;
 pub mod value;
+pub mod diff;
+pub mod image;
+pub mod cli;

@@ -13,8 +13,10 @@ pub use path::{PathSeg, parse_pointer, pointer_escape, to_pointer};
 
 use std::sync::Arc;
 
-/// A persistent array.
-pub type PArr = imbl::Vector<PVal>;
+/// A persistent array. It sits behind an `Arc` so that `PVal` stays 24
+/// bytes (an `imbl::Vector` is 64): object nodes hold many values inline.
+/// Build one with `PVal::arr(iter)`; update with `Arc::make_mut`.
+pub type PArr = Arc<imbl::Vector<PVal>>;
 /// A persistent object with sorted keys.
 pub type PObj = imbl::OrdMap<Arc<str>, PVal>;
 
@@ -49,6 +51,11 @@ impl PVal {
     /// A string value.
     pub fn str(s: &str) -> PVal {
         PVal::Str(Arc::from(s))
+    }
+
+    /// An array of the given values.
+    pub fn arr(items: impl IntoIterator<Item = PVal>) -> PVal {
+        PVal::Arr(Arc::new(items.into_iter().collect()))
     }
 
     /// An empty object.
@@ -90,7 +97,7 @@ impl PVal {
     /// looking inside). Scalars are compared by value.
     pub fn ptr_eq(&self, other: &PVal) -> bool {
         match (self, other) {
-            (PVal::Arr(a), PVal::Arr(b)) => a.ptr_eq(b),
+            (PVal::Arr(a), PVal::Arr(b)) => Arc::ptr_eq(a, b) || a.ptr_eq(b),
             (PVal::Obj(a), PVal::Obj(b)) => a.ptr_eq(b),
             (PVal::Str(a), PVal::Str(b)) => Arc::ptr_eq(a, b),
             (PVal::Null, PVal::Null) => true,
@@ -152,7 +159,7 @@ impl PVal {
                 None => PVal::from_f64(n.as_f64().unwrap_or(0.0)),
             },
             serde_json::Value::String(s) => PVal::str(s),
-            serde_json::Value::Array(a) => PVal::Arr(a.iter().map(PVal::from_serde).collect()),
+            serde_json::Value::Array(a) => PVal::arr(a.iter().map(PVal::from_serde)),
             serde_json::Value::Object(o) => PVal::Obj(
                 o.iter()
                     .map(|(k, v)| (Arc::from(k.as_str()), PVal::from_serde(v)))
@@ -161,6 +168,9 @@ impl PVal {
         }
     }
 }
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<PVal>() <= 24);
 
 impl std::fmt::Display for PVal {
     /// Compact JSON, as jq prints a value inside a string interpolation.

@@ -27,7 +27,7 @@ impl Serialize for PVal {
             PVal::Str(v) => s.serialize_str(v),
             PVal::Arr(a) => {
                 let mut seq = s.serialize_seq(Some(a.len()))?;
-                for x in a {
+                for x in a.iter() {
                     seq.serialize_element(x)?;
                 }
                 seq.end()
@@ -81,7 +81,7 @@ impl<'de> Visitor<'de> for PValVisitor {
         while let Some(x) = seq.next_element::<PVal>()? {
             v.push_back(x);
         }
-        Ok(PVal::Arr(v))
+        Ok(PVal::Arr(Arc::new(v)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PVal, A::Error> {
         let mut o = PObj::new();

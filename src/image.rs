@@ -1,0 +1,433 @@
+//! The memory image: every state of the fold, kept cheaply.
+//!
+//! The image reads its log once, keeping for each record a small index
+//! entry (id, type, stream, time, where the body is, and whether it was
+//! invalid or made the reducer fail) rather than the parsed event. It keeps
+//! a checkpoint (an O(1) clone of the persistent state) every K events, so
+//! the state after any event is the nearest checkpoint before it plus at
+//! most K-1 reducer steps over bodies read again from the source.
+//! New records are folded onto the last state without refolding.
+
+use crate::diff::{Change, diff};
+use crate::log::{Change as LogChange, Event, Invalid, LogSource, Loc, Record, SourceError};
+use crate::reduce::Reducer;
+use crate::value::PVal;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Default number of events between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: usize = 1024;
+
+/// What happened to a record when it was folded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Folded normally.
+    Ok,
+    /// The line or row could not be read; it is skipped by the fold.
+    Invalid(Box<Invalid>),
+    /// The reducer failed on this event; the state was left unchanged.
+    ReducerError(Arc<str>),
+}
+
+/// What the image keeps about each record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub id: i64,
+    /// The event type (empty for an invalid record).
+    pub ty: Arc<str>,
+    pub stream: Option<Arc<str>>,
+    pub time: Option<Arc<str>>,
+    pub loc: Loc,
+    pub status: Status,
+}
+
+impl Entry {
+    pub fn is_invalid(&self) -> bool {
+        matches!(self.status, Status::Invalid(_))
+    }
+
+    pub fn reducer_error(&self) -> Option<&str> {
+        match &self.status {
+            Status::ReducerError(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Tuning for the image.
+#[derive(Clone, Debug)]
+pub struct ImageOptions {
+    /// Events between checkpoints (at least 1).
+    pub checkpoint_interval: usize,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        ImageOptions {
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+        }
+    }
+}
+
+/// Why an event id could not be found: the nearest ids on each side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingId {
+    pub id: i64,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+impl std::fmt::Display for MissingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no event with id {}", self.id)?;
+        match (self.before, self.after) {
+            (None, None) => write!(f, " (the log has no events)"),
+            (Some(b), Some(a)) => write!(f, "; nearest ids: {b} and {a}"),
+            (Some(b), None) => write!(f, "; the last id is {b}"),
+            (None, Some(a)) => write!(f, "; the first id is {a}"),
+        }
+    }
+}
+
+/// Folded events and their checkpoints: everything but the source.
+struct Fold {
+    reducer: Arc<dyn Reducer>,
+    init: PVal,
+    interval: usize,
+    entries: Vec<Entry>,
+    /// `checkpoints[c]` is the state after the first `c * interval` entries.
+    checkpoints: Vec<PVal>,
+    /// The state after the last entry.
+    last: PVal,
+    /// True while ids are strictly ascending (binary search works).
+    ascending: bool,
+    /// id → first index, built when ids stop being ascending.
+    by_id: HashMap<i64, usize>,
+    /// Interned type and stream names: many events share them.
+    names: HashMap<Arc<str>, ()>,
+    invalid: usize,
+    errors: usize,
+}
+
+impl Fold {
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some((k, _)) = self.names.get_key_value(s) {
+            return k.clone();
+        }
+        self.names.insert(s.clone(), ());
+        s.clone()
+    }
+
+    fn push(&mut self, record: Record) {
+        let index = self.entries.len();
+        let entry = match record.body {
+            Ok(event) => {
+                let status = match self.reducer.apply(&self.last, &event.to_pval()) {
+                    Ok(next) => {
+                        self.last = next;
+                        Status::Ok
+                    }
+                    Err(msg) => {
+                        self.errors += 1;
+                        Status::ReducerError(Arc::from(msg))
+                    }
+                };
+                Entry {
+                    id: event.id,
+                    ty: self.intern(&event.ty),
+                    stream: event.stream.as_ref().map(|s| self.intern(s)),
+                    time: event.time,
+                    loc: record.loc,
+                    status,
+                }
+            }
+            Err(invalid) => {
+                self.invalid += 1;
+                Entry {
+                    id: invalid.id,
+                    ty: Arc::from(""),
+                    stream: None,
+                    time: None,
+                    loc: record.loc,
+                    status: Status::Invalid(Box::new(invalid)),
+                }
+            }
+        };
+        if self.ascending {
+            if let Some(prev) = self.entries.last()
+                && prev.id >= entry.id
+            {
+                self.ascending = false;
+                for (i, e) in self.entries.iter().enumerate() {
+                    self.by_id.entry(e.id).or_insert(i);
+                }
+            }
+        }
+        if !self.ascending {
+            self.by_id.entry(entry.id).or_insert(index);
+        }
+        self.entries.push(entry);
+        if self.entries.len().is_multiple_of(self.interval) {
+            self.checkpoints.push(self.last.clone());
+        }
+    }
+}
+
+/// Every state of a log folded through a reducer.
+pub struct MemoryImage {
+    source: Box<dyn LogSource>,
+    fold: Fold,
+    /// Recently read bodies by index (seeking reads neighbours repeatedly).
+    cache: HashMap<usize, Event>,
+}
+
+const CACHE_LIMIT: usize = 4096;
+
+impl MemoryImage {
+    /// An image of `source` folded by `reducer` from `init`. Nothing is read
+    /// until [`MemoryImage::load`].
+    pub fn new(
+        source: Box<dyn LogSource>,
+        reducer: Arc<dyn Reducer>,
+        init: PVal,
+        options: ImageOptions,
+    ) -> MemoryImage {
+        MemoryImage {
+            source,
+            fold: Fold {
+                reducer,
+                last: init.clone(),
+                checkpoints: vec![init.clone()],
+                init,
+                interval: options.checkpoint_interval.max(1),
+                entries: Vec::new(),
+                ascending: true,
+                by_id: HashMap::new(),
+                names: HashMap::new(),
+                invalid: 0,
+                errors: 0,
+            },
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Read and fold everything the source has that was not read yet;
+    /// `progress` is called with the number of entries after each batch.
+    /// Returns how many records were added.
+    pub fn load(&mut self, progress: &mut dyn FnMut(usize)) -> Result<usize, SourceError> {
+        let mut added = 0;
+        loop {
+            let fold = &mut self.fold;
+            let n = self.source.read_new(Some(65_536), &mut |r| fold.push(r))?;
+            added += n;
+            progress(self.fold.entries.len());
+            if n == 0 {
+                return Ok(added);
+            }
+        }
+    }
+
+    /// Check the source for changes and fold what is new. On a reset
+    /// (truncation, replacement) the image is rebuilt from the start.
+    pub fn refresh(&mut self) -> Result<LogChange, SourceError> {
+        let change = self.source.poll()?;
+        match &change {
+            LogChange::None => {}
+            LogChange::Appended => {
+                self.load(&mut |_| {})?;
+            }
+            LogChange::Reset(_) => {
+                self.source.rewind();
+                let f = &mut self.fold;
+                f.entries.clear();
+                f.checkpoints = vec![f.init.clone()];
+                f.last = f.init.clone();
+                f.ascending = true;
+                f.by_id.clear();
+                f.invalid = 0;
+                f.errors = 0;
+                self.cache.clear();
+                self.load(&mut |_| {})?;
+            }
+        }
+        Ok(change)
+    }
+
+    pub fn describe_source(&self) -> String {
+        self.source.describe()
+    }
+
+    /// Number of records (valid and invalid).
+    pub fn len(&self) -> usize {
+        self.fold.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fold.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.fold.entries
+    }
+
+    pub fn entry(&self, index: usize) -> Option<&Entry> {
+        self.fold.entries.get(index)
+    }
+
+    pub fn invalid_count(&self) -> usize {
+        self.fold.invalid
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.fold.errors
+    }
+
+    pub fn checkpoint_interval(&self) -> usize {
+        self.fold.interval
+    }
+
+    pub fn checkpoint_count(&self) -> usize {
+        self.fold.checkpoints.len()
+    }
+
+    /// The initial state.
+    pub fn init(&self) -> &PVal {
+        &self.fold.init
+    }
+
+    /// The state after the last event.
+    pub fn last_state(&self) -> &PVal {
+        &self.fold.last
+    }
+
+    /// The index of the event with this id (its first occurrence), or the
+    /// nearest ids when there is none.
+    pub fn index_of(&self, id: i64) -> Result<usize, MissingId> {
+        let entries = &self.fold.entries;
+        if self.fold.ascending {
+            match entries.binary_search_by_key(&id, |e| e.id) {
+                Ok(i) => Ok(i),
+                Err(i) => Err(MissingId {
+                    id,
+                    before: i.checked_sub(1).map(|j| entries[j].id),
+                    after: entries.get(i).map(|e| e.id),
+                }),
+            }
+        } else if let Some(&i) = self.fold.by_id.get(&id) {
+            Ok(i)
+        } else {
+            let before = entries.iter().map(|e| e.id).filter(|&x| x < id).max();
+            let after = entries.iter().map(|e| e.id).filter(|&x| x > id).min();
+            Err(MissingId { id, before, after })
+        }
+    }
+
+    /// Ids that occur more than once, each with the indexes of its records.
+    pub fn duplicate_ids(&self) -> Vec<(i64, Vec<usize>)> {
+        let mut seen: HashMap<i64, Vec<usize>> = HashMap::new();
+        let mut order = Vec::new();
+        for (i, e) in self.fold.entries.iter().enumerate() {
+            let slot = seen.entry(e.id).or_default();
+            if slot.len() == 1 {
+                order.push(e.id);
+            }
+            slot.push(i);
+        }
+        order
+            .into_iter()
+            .map(|id| (id, seen.remove(&id).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Read the event at an index again from the source (cached).
+    pub fn event(&mut self, index: usize) -> Result<Result<Event, Invalid>, SourceError> {
+        let Some(entry) = self.fold.entries.get(index) else {
+            return Err(SourceError(format!("no event at position {index}")));
+        };
+        if let Status::Invalid(inv) = &entry.status {
+            return Ok(Err((**inv).clone()));
+        }
+        if let Some(ev) = self.cache.get(&index) {
+            return Ok(Ok(ev.clone()));
+        }
+        let record = self.source.read_at(entry.loc)?;
+        match record.body {
+            Ok(ev) => {
+                if ev.id != entry.id {
+                    return Err(SourceError(format!(
+                        "{}: the event at this position changed (id {} is now {}); the log was rewritten",
+                        self.source.describe(),
+                        entry.id,
+                        ev.id
+                    )));
+                }
+                if self.cache.len() >= CACHE_LIMIT {
+                    self.cache.clear();
+                }
+                self.cache.insert(index, ev.clone());
+                Ok(Ok(ev))
+            }
+            Err(inv) => Err(SourceError(format!(
+                "{}: the event read earlier can no longer be read ({}); the log was rewritten",
+                inv.place, inv.reason
+            ))),
+        }
+    }
+
+    /// The state after the first `count` entries (count 0: the initial state).
+    pub fn state_after_count(&mut self, count: usize) -> Result<PVal, SourceError> {
+        let count = count.min(self.fold.entries.len());
+        if count == self.fold.entries.len() {
+            return Ok(self.fold.last.clone());
+        }
+        let c = count / self.fold.interval;
+        let mut state = self.fold.checkpoints[c].clone();
+        for i in c * self.fold.interval..count {
+            if self.fold.entries[i].status != Status::Ok {
+                continue;
+            }
+            let ev = match self.event(i)? {
+                Ok(ev) => ev,
+                Err(_) => continue,
+            };
+            match self.fold.reducer.apply(&state, &ev.to_pval()) {
+                Ok(next) => state = next,
+                Err(msg) => {
+                    return Err(SourceError(format!(
+                        "the reducer failed on event {} when replayed ({msg}), but not when first folded; \
+                         is it deterministic?",
+                        ev.id
+                    )));
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// The state after the event at `index`.
+    pub fn state_after(&mut self, index: usize) -> Result<PVal, SourceError> {
+        self.state_after_count(index + 1)
+    }
+
+    /// The state just before the event at `index`.
+    pub fn state_before(&mut self, index: usize) -> Result<PVal, SourceError> {
+        self.state_after_count(index)
+    }
+
+    /// The changes the event at `index` made.
+    pub fn changes_at(&mut self, index: usize) -> Result<Vec<Change>, SourceError> {
+        if self.fold.entries.get(index).is_none_or(|e| e.status != Status::Ok) {
+            return Ok(Vec::new());
+        }
+        let before = self.state_before(index)?;
+        let after = self.state_after(index)?;
+        Ok(diff(&before, &after))
+    }
+
+    /// The changes between the states after the events at `from` and `to`.
+    pub fn changes_between(&mut self, from: usize, to: usize) -> Result<Vec<Change>, SourceError> {
+        let a = self.state_after(from)?;
+        let b = self.state_after(to)?;
+        Ok(diff(&a, &b))
+    }
+}
