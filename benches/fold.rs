@@ -1,0 +1,108 @@
+//! Fold, seek and diff on a big JSONL log, reported (not asserted).
+//!
+//!   python3 scripts/gen_bench_log.py 1000000 bench-data/1m.jsonl
+//!   cargo bench --bench fold -- bench-data/1m.jsonl assets/examples/bench.jq
+//!
+//! or simply `scripts/bench.sh`. Prints events/s for the fold (checkpoints
+//! on), peak RSS (VmHWM), and p50/p99 of `state_after` at random events and
+//! of the diff at a random cursor.
+
+use evscope::image::{ImageOptions, MemoryImage};
+use evscope::log::{self, Mapping, SourceSpec};
+use evscope::reduce::{JqReducer, Reducer};
+use evscope::value::PVal;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore flags.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let log_path = args.first().cloned().unwrap_or_else(|| "bench-data/1m.jsonl".into());
+    let reducer_path = args.get(1).cloned().unwrap_or_else(|| "assets/examples/bench.jq".into());
+    let interval: usize = std::env::var("EVSCOPE_CHECKPOINT_EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(evscope::image::DEFAULT_CHECKPOINT_INTERVAL);
+    if !std::path::Path::new(&log_path).exists() {
+        eprintln!("{log_path} does not exist; generate it with: python3 scripts/gen_bench_log.py 1000000 {log_path}");
+        std::process::exit(1);
+    }
+    let code = std::fs::read_to_string(&reducer_path).expect("reducer file");
+    let reducer = JqReducer::compile(&code, &reducer_path).unwrap_or_else(|e| panic!("{e}"));
+    let init = reducer.init().ok().flatten().unwrap_or_else(PVal::empty_obj);
+    let reducer: Arc<dyn Reducer> = Arc::new(reducer);
+    let spec = SourceSpec::parse(&log_path, Mapping::default()).expect("source");
+    let source = log::open(&spec).expect("open");
+    let mut image = MemoryImage::new(source, reducer, init, ImageOptions { checkpoint_interval: interval });
+
+    let t = Instant::now();
+    image.load(&mut |_| {}).expect("load");
+    let secs = t.elapsed().as_secs_f64();
+    let n = image.len();
+    println!("log: {log_path} ({n} events), reducer: {reducer_path}, checkpoint every {interval}");
+    println!(
+        "fold: {:.2} s, {:.0} events/s, {} checkpoints, {} reducer errors, {} invalid",
+        secs,
+        n as f64 / secs,
+        image.checkpoint_count(),
+        image.error_count(),
+        image.invalid_count()
+    );
+    println!("peak RSS after fold: {:.0} MB", peak_rss_mb());
+
+    // Seeks at pseudo-random events.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let samples = 300;
+    let mut seek = Vec::with_capacity(samples);
+    let mut diffs = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let i = (next() % n.max(1) as u64) as usize;
+        let t = Instant::now();
+        let _state = image.state_after(i).expect("seek");
+        seek.push(t.elapsed().as_secs_f64() * 1000.0);
+        // The diff at a cursor once its two states are at hand.
+        let before = image.state_before(i).expect("seek");
+        let after = image.state_after(i).expect("seek");
+        let t = Instant::now();
+        let changes = evscope::diff::diff(&before, &after);
+        diffs.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(changes);
+    }
+    seek.sort_by(|a, b| a.total_cmp(b));
+    diffs.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "seek (state at a random event, {samples} samples): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&seek, 0.5),
+        percentile(&seek, 0.99)
+    );
+    println!(
+        "diff of the event at the cursor: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&diffs, 0.5),
+        percentile(&diffs, 0.99)
+    );
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+}
