@@ -227,30 +227,49 @@ impl MemoryImage {
         }
     }
 
+    /// Read and fold at most `max` new records; returns how many were
+    /// added (0 when the source has nothing new). A caller that must stay
+    /// responsive (the explorer's worker) loads in such steps.
+    pub fn load_batch(&mut self, max: usize) -> Result<usize, SourceError> {
+        let fold = &mut self.fold;
+        self.source.read_new(Some(max.max(1)), &mut |r| fold.push(r))
+    }
+
     /// Check the source for changes and fold what is new. On a reset
     /// (truncation, replacement) the image is rebuilt from the start.
     pub fn refresh(&mut self) -> Result<LogChange, SourceError> {
-        let change = self.source.poll()?;
+        let change = self.poll()?;
         match &change {
             LogChange::None => {}
             LogChange::Appended => {
                 self.load(&mut |_| {})?;
             }
             LogChange::Reset(_) => {
-                self.source.rewind();
-                let f = &mut self.fold;
-                f.entries.clear();
-                f.checkpoints = vec![f.init.clone()];
-                f.last = f.init.clone();
-                f.ascending = true;
-                f.by_id.clear();
-                f.invalid = 0;
-                f.errors = 0;
-                self.cache.clear();
+                self.reset();
                 self.load(&mut |_| {})?;
             }
         }
         Ok(change)
+    }
+
+    /// Ask the source, cheaply, whether the log changed (nothing is folded).
+    pub fn poll(&mut self) -> Result<LogChange, SourceError> {
+        self.source.poll()
+    }
+
+    /// Forget everything folded and read the log again from its start on
+    /// the next load (after the log was truncated or replaced).
+    pub fn reset(&mut self) {
+        self.source.rewind();
+        let f = &mut self.fold;
+        f.entries.clear();
+        f.checkpoints = vec![f.init.clone()];
+        f.last = f.init.clone();
+        f.ascending = true;
+        f.by_id.clear();
+        f.invalid = 0;
+        f.errors = 0;
+        self.cache.clear();
     }
 
     pub fn describe_source(&self) -> String {
