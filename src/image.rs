@@ -9,7 +9,7 @@
 //! New records are folded onto the last state without refolding.
 
 use crate::diff::{Change, diff};
-use crate::log::{Change as LogChange, Event, Invalid, LogSource, Loc, Record, SourceError};
+use crate::log::{Change as LogChange, Event, Invalid, Loc, LogSource, Record, SourceError};
 use crate::reduce::Reducer;
 use crate::value::PVal;
 use std::collections::HashMap;
@@ -153,14 +153,13 @@ impl Fold {
                 }
             }
         };
-        if self.ascending {
-            if let Some(prev) = self.entries.last()
-                && prev.id >= entry.id
-            {
-                self.ascending = false;
-                for (i, e) in self.entries.iter().enumerate() {
-                    self.by_id.entry(e.id).or_insert(i);
-                }
+        if self.ascending
+            && let Some(prev) = self.entries.last()
+            && prev.id >= entry.id
+        {
+            self.ascending = false;
+            for (i, e) in self.entries.iter().enumerate() {
+                self.by_id.entry(e.id).or_insert(i);
             }
         }
         if !self.ascending {
@@ -435,7 +434,12 @@ impl MemoryImage {
 
     /// The changes the event at `index` made.
     pub fn changes_at(&mut self, index: usize) -> Result<Vec<Change>, SourceError> {
-        if self.fold.entries.get(index).is_none_or(|e| e.status != Status::Ok) {
+        if self
+            .fold
+            .entries
+            .get(index)
+            .is_none_or(|e| e.status != Status::Ok)
+        {
             return Ok(Vec::new());
         }
         let before = self.state_before(index)?;
@@ -448,5 +452,39 @@ impl MemoryImage {
         let a = self.state_after(from)?;
         let b = self.state_after(to)?;
         Ok(diff(&a, &b))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Added for the explorer (issue 3). Kept in its own block so it does not
+// collide with work on the fold above.
+
+impl MemoryImage {
+    /// The states after `from + 1`, `from + 2`, ..., `to` entries, folded
+    /// onward from `state`, which must be the state after the first `from`
+    /// entries (e.g. from [`MemoryImage::state_after_count`]). The explorer
+    /// keeps a window of consecutive states this way, so a step costs one
+    /// reducer call instead of a replay from the nearest checkpoint.
+    /// Entries that are invalid or failed when first folded are skipped, as
+    /// the fold skipped them.
+    pub fn fold_range(&mut self, from: usize, state: PVal, to: usize) -> Result<Vec<PVal>, SourceError> {
+        let to = to.min(self.fold.entries.len());
+        let mut state = state;
+        let mut out = Vec::with_capacity(to.saturating_sub(from));
+        for i in from..to {
+            if self.fold.entries[i].status == Status::Ok
+                && let Ok(ev) = self.event(i)?
+            {
+                state = self.fold.reducer.apply(&state, &ev.to_pval()).map_err(|msg| {
+                    SourceError(format!(
+                        "the reducer failed on event {} when replayed ({msg}), but not when first folded; \
+                         is it deterministic?",
+                        ev.id
+                    ))
+                })?;
+            }
+            out.push(state.clone());
+        }
+        Ok(out)
     }
 }

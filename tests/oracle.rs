@@ -10,8 +10,7 @@ fn assert_state_matches(log_arg: &str, jsonl: &[u8], reducer_file: Option<&str>,
     let prefix = first_lines(jsonl, k);
     let last_line = prefix
         .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .expect("non-empty prefix");
     let id = serde_json::from_slice::<Value>(last_line).expect("line is JSON")["id"]
         .as_i64()
@@ -85,7 +84,9 @@ else . end
 "#;
 
 fn random_string(rng: &mut Rng) -> String {
-    let pieces = ["a", "B", "ü", "中", "😀", " ", "x y", "/", "~", "\"", "\\", "Ω", "\t"];
+    let pieces = [
+        "a", "B", "ü", "中", "😀", " ", "x y", "/", "~", "\"", "\\", "Ω", "\t",
+    ];
     (0..rng.below(5)).map(|_| *rng.pick(&pieces)).collect()
 }
 
@@ -98,7 +99,12 @@ fn random_value(rng: &mut Rng, depth: u32) -> Value {
         4 => Value::from(random_string(rng)),
         5 | 6 => Value::Object(
             (0..rng.below(4))
-                .map(|_| (rng.pick(&["k", "l", "ключ", "m/n", "p~q", ""]).to_string(), random_value(rng, depth - 1)))
+                .map(|_| {
+                    (
+                        rng.pick(&["k", "l", "ключ", "m/n", "p~q", ""]).to_string(),
+                        random_value(rng, depth - 1),
+                    )
+                })
                 .collect(),
         ),
         _ => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth - 1)).collect()),
@@ -123,8 +129,8 @@ fn random_log(seed: u64, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for id in 1..=n {
         let ty = *rng.pick(&[
-            "set", "set", "del", "incr", "incr", "push", "pop", "merge", "float", "text", "upcase", "sum", "fail",
-            "noop",
+            "set", "set", "del", "incr", "incr", "push", "pop", "merge", "float", "text", "upcase", "sum",
+            "fail", "noop",
         ]);
         let key = *rng.pick(&keys);
         let data = match ty {
@@ -134,7 +140,9 @@ fn random_log(seed: u64, n: usize) -> Vec<u8> {
             "push" => serde_json::json!({"key": key, "value": random_value(&mut rng, 2)}),
             "merge" => serde_json::json!({"obj": random_value(&mut rng, 3)}),
             "float" => serde_json::json!({"key": key, "x": (rng.below(1000) as f64) / 8.0}),
-            "text" => serde_json::json!({"key": key, "s": format!("Hello  {} World", random_string(&mut rng))}),
+            "text" => {
+                serde_json::json!({"key": key, "s": format!("Hello  {} World", random_string(&mut rng))})
+            }
             _ => serde_json::json!({"key": key}),
         };
         let ev = serde_json::json!({"id": id, "type": ty, "data": data});

@@ -3,7 +3,7 @@
 
 use evscope::diff::{apply, diff};
 use evscope::image::{ImageOptions, MemoryImage};
-use evscope::log::{self, Change, Event, LogSource, Loc, Record, SourceError, SourceKind, SourceSpec};
+use evscope::log::{self, Change, Event, Loc, LogSource, Record, SourceError, SourceKind, SourceSpec};
 use evscope::reduce::{JqReducer, Reducer};
 use evscope::value::PVal;
 use proptest::prelude::*;
@@ -23,7 +23,7 @@ fn leaf() -> impl Strategy<Value = PVal> {
         any::<i64>().prop_map(PVal::Int),
         // Non-integral floats, so that an integer and a float never compare equal.
         (-1000i32..1000).prop_map(|i| PVal::Float(f64::from(i) + 0.25)),
-        "[a-c\u{e9}\u{4e2d}/~]{0,4}".prop_map(|s| PVal::from(s)),
+        "[a-c\u{e9}\u{4e2d}/~]{0,4}".prop_map(PVal::from),
     ]
 }
 
@@ -48,14 +48,18 @@ fn related_pair() -> impl Strategy<Value = (PVal, PVal)> {
 
 fn replace_random_subtree(v: &PVal, sub: PVal, seed: u64) -> PVal {
     match v {
-        PVal::Obj(o) if !o.is_empty() && seed % 4 != 0 => {
-            let k = o.keys().nth((seed as usize / 4) % o.len()).cloned().unwrap_or_else(|| Arc::from("a"));
+        PVal::Obj(o) if !o.is_empty() && !seed.is_multiple_of(4) => {
+            let k = o
+                .keys()
+                .nth((seed as usize / 4) % o.len())
+                .cloned()
+                .unwrap_or_else(|| Arc::from("a"));
             let mut o = o.clone();
             let child = o.get(&k).cloned().unwrap_or(PVal::Null);
             o.insert(k, replace_random_subtree(&child, sub, seed / 7));
             PVal::Obj(o)
         }
-        PVal::Arr(a) if !a.is_empty() && seed % 4 != 0 => {
+        PVal::Arr(a) if !a.is_empty() && !seed.is_multiple_of(4) => {
             let i = (seed as usize / 4) % a.len();
             let mut a = a.clone();
             let child = a[i].clone();
@@ -78,7 +82,8 @@ fn apply_with_json_patch(a: &PVal, changes: &[evscope::diff::Change]) -> serde_j
             v
         })
         .collect();
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops)).expect("valid patch");
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).expect("valid patch");
     let mut doc = a.to_serde();
     json_patch::patch(&mut doc, &patch).expect("patch applies");
     doc
@@ -121,7 +126,13 @@ struct VecSource {
 impl VecSource {
     fn new(records: Vec<Record>) -> (VecSource, Arc<Mutex<Vec<Record>>>) {
         let shared = Arc::new(Mutex::new(records));
-        (VecSource { records: shared.clone(), pos: 0 }, shared)
+        (
+            VecSource {
+                records: shared.clone(),
+                pos: 0,
+            },
+            shared,
+        )
     }
 }
 
@@ -146,7 +157,11 @@ impl LogSource for VecSource {
         }
     }
     fn poll(&mut self) -> Result<Change, SourceError> {
-        Ok(if self.records.lock().unwrap().len() > self.pos { Change::Appended } else { Change::None })
+        Ok(if self.records.lock().unwrap().len() > self.pos {
+            Change::Appended
+        } else {
+            Change::None
+        })
     }
     fn rewind(&mut self) {
         self.pos = 0;
@@ -196,10 +211,10 @@ fn plain_fold(reducer: &JqReducer, recs: &[Record]) -> Vec<PVal> {
     let mut state = PVal::empty_obj();
     let mut out = vec![state.clone()];
     for r in recs {
-        if let Ok(ev) = &r.body {
-            if let Ok(next) = reducer.apply(&state, &ev.to_pval()) {
-                state = next;
-            }
+        if let Ok(ev) = &r.body
+            && let Ok(next) = reducer.apply(&state, &ev.to_pval())
+        {
+            state = next;
         }
         out.push(state.clone());
     }
@@ -270,13 +285,18 @@ proptest! {
 
 // ---------- JSONL and SQLite copies fold alike ----------
 
-fn write_copies(dir: &std::path::Path, events: &[(String, String, i64)]) -> (std::path::PathBuf, std::path::PathBuf) {
+fn write_copies(
+    dir: &std::path::Path,
+    events: &[(String, String, i64)],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let jsonl = dir.join("log.jsonl");
     let db = dir.join("log.db");
     let mut text = String::new();
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, data TEXT NOT NULL)")
-        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, data TEXT NOT NULL)",
+    )
+    .unwrap();
     for (i, (t, k, v)) in events.iter().enumerate() {
         let data = format!(r#"{{"k":"{k}","v":{v}}}"#);
         text.push_str(&format!(r#"{{"id":{},"type":"{t}","data":{data}}}"#, i + 1));
@@ -303,7 +323,9 @@ fn image_of(path: &std::path::Path, kind: SourceKind) -> MemoryImage {
         log::open(&spec).unwrap(),
         Arc::new(JqReducer::compile(TEST_REDUCER, "test").unwrap()),
         PVal::empty_obj(),
-        ImageOptions { checkpoint_interval: 5 },
+        ImageOptions {
+            checkpoint_interval: 5,
+        },
     );
     image.load(&mut |_| {}).unwrap();
     image

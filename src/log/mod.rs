@@ -70,11 +70,29 @@ pub struct Invalid {
     pub reason: String,
 }
 
+impl std::fmt::Display for Invalid {
+    /// `events.jsonl:12: invalid JSON: ...`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.reason)
+    }
+}
+
 /// One record of a log, in log order.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub loc: Loc,
     pub body: Result<Event, Invalid>,
+}
+
+impl Record {
+    /// The record's id (the event's, or the one its invalid line/row would
+    /// have).
+    pub fn id(&self) -> i64 {
+        match &self.body {
+            Ok(e) => e.id,
+            Err(i) => i.id,
+        }
+    }
 }
 
 /// What a poll of the source found.
@@ -105,16 +123,23 @@ pub trait LogSource: Send {
     /// Read the records after the last one returned so far (all of them on
     /// the first call), in log order, passing each to `sink`. Returns how
     /// many records were read. Reads at most `limit` records when given.
-    fn read_new(
-        &mut self,
-        limit: Option<usize>,
-        sink: &mut dyn FnMut(Record),
-    ) -> Result<usize, SourceError>;
+    ///
+    /// JSONL: lines after the last complete line read; a last line without
+    /// a newline is returned only when the spec accepts partial last lines
+    /// (otherwise it waits for its newline). SQLite: rows after the last
+    /// one read in (id, rowid) order, fetched in pages; no SQLite
+    /// statement or read transaction stays open when this returns.
+    fn read_new(&mut self, limit: Option<usize>, sink: &mut dyn FnMut(Record)) -> Result<usize, SourceError>;
 
     /// Read one record again by its location.
     fn read_at(&mut self, loc: Loc) -> Result<Record, SourceError>;
 
     /// Cheaply check whether the log changed since the last read.
+    ///
+    /// `Appended` also when the last `read_new` stopped at its limit with
+    /// records left, and after a `rewind`. `Reset` when what was read is
+    /// stale (truncated, replaced, rewritten, rows deleted). An error when
+    /// the log cannot be looked at (e.g. the file is gone).
     fn poll(&mut self) -> Result<Change, SourceError>;
 
     /// Forget the read position, so the next `read_new` starts from the

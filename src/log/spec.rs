@@ -46,10 +46,7 @@ impl SourceSpec {
             (SourceKind::Jsonl, p)
         } else {
             let lower = arg.to_ascii_lowercase();
-            let kind = if [".db", ".sqlite", ".sqlite3"]
-                .iter()
-                .any(|e| lower.ends_with(e))
-            {
+            let kind = if [".db", ".sqlite", ".sqlite3"].iter().any(|e| lower.ends_with(e)) {
                 SourceKind::Sqlite
             } else if [".jsonl", ".ndjson"].iter().any(|e| lower.ends_with(e)) {
                 SourceKind::Jsonl
@@ -90,10 +87,7 @@ mod tests {
             SourceKind::Jsonl
         );
         let s = SourceSpec::parse("sqlite:weird.bin", m.clone()).unwrap();
-        assert_eq!(
-            (s.kind, s.display.as_str()),
-            (SourceKind::Sqlite, "weird.bin")
-        );
+        assert_eq!((s.kind, s.display.as_str()), (SourceKind::Sqlite, "weird.bin"));
         assert!(SourceSpec::parse("a.txt", m.clone()).is_err());
         assert!(SourceSpec::parse("jsonl:", m).is_err());
     }
