@@ -6,6 +6,7 @@
 //! state is left unchanged (see `image`).
 
 pub mod jq;
+mod natives;
 
 pub use jq::{CompileError, JqReducer};
 

@@ -5,6 +5,7 @@
 //! it touches, so every state of a fold can be kept cheaply. Object keys are
 //! kept sorted (`OrdMap`), which is also the order `evscope state` prints.
 
+pub(crate) mod jaq;
 mod order;
 mod path;
 mod serde_impl;

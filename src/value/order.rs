@@ -45,10 +45,7 @@ impl Ord for PVal {
         match (self, other) {
             (PVal::Str(a), PVal::Str(b)) => a.cmp(b),
             (PVal::Arr(a), PVal::Arr(b)) => a.iter().cmp(b.iter()),
-            (PVal::Obj(a), PVal::Obj(b)) => a
-                .keys()
-                .cmp(b.keys())
-                .then_with(|| a.values().cmp(b.values())),
+            (PVal::Obj(a), PVal::Obj(b)) => a.keys().cmp(b.keys()).then_with(|| a.values().cmp(b.values())),
             (a, b) if ra == 3 => cmp_num(a, b),
             _ => Ordering::Equal,
         }
