@@ -34,15 +34,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let log_path = args.first().cloned().unwrap_or_else(|| "bench-data/1m.jsonl".into());
-    let reducer_path = args.get(1).cloned().unwrap_or_else(|| "assets/examples/bench.jq".into());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let log_path = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "bench-data/1m.jsonl".into());
+    let reducer_path = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "assets/examples/bench.jq".into());
     let interval: usize = std::env::var("EVSCOPE_CHECKPOINT_EVERY")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(evscope::image::DEFAULT_CHECKPOINT_INTERVAL);
     if !std::path::Path::new(&log_path).exists() {
-        eprintln!("{log_path} does not exist; generate it with: python3 scripts/gen_bench_log.py 1000000 {log_path}");
+        eprintln!(
+            "{log_path} does not exist; generate it with: python3 scripts/gen_bench_log.py 1000000 {log_path}"
+        );
         std::process::exit(1);
     }
     let code = std::fs::read_to_string(&reducer_path).expect("reducer file");
@@ -51,7 +62,14 @@ fn main() {
     let reducer: Arc<dyn Reducer> = Arc::new(reducer);
     let spec = SourceSpec::parse(&log_path, Mapping::default()).expect("source");
     let source = log::open(&spec).expect("open");
-    let mut image = MemoryImage::new(source, reducer, init, ImageOptions { checkpoint_interval: interval });
+    let mut image = MemoryImage::new(
+        source,
+        reducer,
+        init,
+        ImageOptions {
+            checkpoint_interval: interval,
+        },
+    );
 
     let t = Instant::now();
     image.load(&mut |_| {}).expect("load");

@@ -191,11 +191,15 @@ fn apply_one(node: PVal, tokens: &[String], op: Op, value: Option<&PVal>) -> Res
                         o.insert(key, value.cloned().ok_or("missing value")?);
                     }
                     Op::Remove => {
-                        o.remove(&key).ok_or_else(|| format!("no member {first:?} to remove"))?;
+                        o.remove(&key)
+                            .ok_or_else(|| format!("no member {first:?} to remove"))?;
                     }
                 }
             } else {
-                let inner = o.get(&key).cloned().ok_or_else(|| format!("no member {first:?}"))?;
+                let inner = o
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| format!("no member {first:?}"))?;
                 o.insert(key, apply_one(inner, rest, op, value)?);
             }
             Ok(PVal::Obj(o))
@@ -205,7 +209,9 @@ fn apply_one(node: PVal, tokens: &[String], op: Op, value: Option<&PVal>) -> Res
             let idx = if first == "-" {
                 v.len()
             } else {
-                first.parse::<usize>().map_err(|_| format!("{first:?} is not an array index"))?
+                first
+                    .parse::<usize>()
+                    .map_err(|_| format!("{first:?} is not an array index"))?
             };
             if rest.is_empty() {
                 match op {
@@ -217,7 +223,10 @@ fn apply_one(node: PVal, tokens: &[String], op: Op, value: Option<&PVal>) -> Res
                     _ => return Err(format!("index {idx} out of bounds (length {})", v.len())),
                 }
             } else {
-                let inner = v.get(idx).cloned().ok_or_else(|| format!("index {idx} out of bounds"))?;
+                let inner = v
+                    .get(idx)
+                    .cloned()
+                    .ok_or_else(|| format!("index {idx} out of bounds"))?;
                 v[idx] = apply_one(inner, rest, op, value)?;
             }
             Ok(PVal::Arr(a))
@@ -252,10 +261,22 @@ pub fn line_diff(changes: &[Change]) -> Vec<DiffLine> {
         let pointer = c.pointer();
         out.push(DiffLine {
             tag: LineTag::Header,
-            text: format!("{} {}", c.op.as_str(), if pointer.is_empty() { "/" } else { &pointer }),
+            text: format!(
+                "{} {}",
+                c.op.as_str(),
+                if pointer.is_empty() { "/" } else { &pointer }
+            ),
         });
-        let old = c.old.as_ref().map(|v| v.to_json_pretty() + "\n").unwrap_or_default();
-        let new = c.value.as_ref().map(|v| v.to_json_pretty() + "\n").unwrap_or_default();
+        let old = c
+            .old
+            .as_ref()
+            .map(|v| v.to_json_pretty() + "\n")
+            .unwrap_or_default();
+        let new = c
+            .value
+            .as_ref()
+            .map(|v| v.to_json_pretty() + "\n")
+            .unwrap_or_default();
         let text = similar::TextDiff::from_lines(&old, &new);
         for change in text.iter_all_changes() {
             let tag = match change.tag() {
@@ -286,7 +307,9 @@ mod tests {
         let b = v(r#"{"users":{"a@b.c":{"n":2,"tags":["x"]},"d/e":{}},"arr":[1,5],"new":null}"#);
         let d = diff(&a, &b);
         let rendered: Vec<String> = d.iter().map(|c| c.to_pval().to_json()).collect();
-        assert!(rendered.contains(&r#"{"old":1,"op":"replace","path":"/users/a@b.c/n","value":2}"#.to_string()));
+        assert!(
+            rendered.contains(&r#"{"old":1,"op":"replace","path":"/users/a@b.c/n","value":2}"#.to_string())
+        );
         assert!(rendered.contains(&r#"{"op":"add","path":"/users/d~1e","value":{}}"#.to_string()));
         assert!(rendered.contains(&r#"{"old":"y","op":"remove","path":"/users/a@b.c/tags/1"}"#.to_string()));
         assert!(rendered.contains(&r#"{"old":3,"op":"remove","path":"/arr/2"}"#.to_string()));

@@ -3,11 +3,14 @@
 //! The library is the UI-free engine: log sources (`log`), the persistent
 //! JSON value (`value`), jq reducers (`reduce`), the memory image of every
 //! state (`image`) and structural diffs (`diff`). The command line (`cli`)
-//! is a thin face over it.
+//! and the interactive explorer (`tui`, with its live `demo`) are thin
+//! faces over it.
 
-pub mod log;
-pub mod reduce;
-pub mod value;
+pub mod cli;
+pub mod demo;
 pub mod diff;
 pub mod image;
-pub mod cli;
+pub mod log;
+pub mod reduce;
+pub mod tui;
+pub mod value;

@@ -17,14 +17,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn runtime(message: impl Into<String>) -> Failure {
+    pub(crate) fn runtime(message: impl Into<String>) -> Failure {
         Failure {
             code: 1,
             message: message.into(),
         }
     }
 
-    fn usage(message: impl Into<String>) -> Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure {
             code: 2,
             message: message.into(),
@@ -64,6 +64,14 @@ pub fn run() -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
+    // The explorer and the demo writer own the terminal: they run before
+    // stdout is locked for the printers (a panic or signal handler on
+    // another thread must be able to write to it to restore the terminal).
+    match &cli.command {
+        None => return super::explore::explore(cli.source.as_deref(), &cli.mapping, &cli.reducer),
+        Some(Command::Demo { db, every_ms }) => return super::explore::demo(db, *every_ms),
+        _ => {}
+    }
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
     let result = match cli.command {
@@ -107,14 +115,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             mapping,
             reducer,
         }) => cmd_check(&mut out, &source, json, &mapping, &reducer),
-        None => Err(Failure::usage(match cli.source {
-            Some(s) => format!(
-                "the interactive explorer is not built yet; use `evscope state {s}`, `diff`, `events` or `check`"
-            ),
-            None => "the interactive explorer and its live demo are not built yet; \
-                     try `evscope state assets/examples/bank.jsonl --reducer assets/examples/bank.jq`"
-                .to_string(),
-        })),
+        // Handled above, before stdout is locked.
+        None | Some(Command::Demo { .. }) => Ok(()),
     };
     let flushed = out.flush();
     match (result, flushed) {
@@ -137,7 +139,7 @@ fn quiet_broken_pipe(f: Failure) -> Failure {
     }
 }
 
-fn to_mapping(m: &MappingArgs) -> Mapping {
+pub(crate) fn to_mapping(m: &MappingArgs) -> Mapping {
     Mapping {
         table: m.table.clone(),
         id: m.id_col.clone(),
@@ -158,8 +160,9 @@ struct Opened {
 
 fn open_source(arg: &str, mapping: &MappingArgs) -> Result<Opened, Failure> {
     if arg == "-" {
-        let mut spool = tempfile::NamedTempFile::new()
-            .map_err(|e| Failure::runtime(format!("cannot create a temporary file for standard input: {e}")))?;
+        let mut spool = tempfile::NamedTempFile::new().map_err(|e| {
+            Failure::runtime(format!("cannot create a temporary file for standard input: {e}"))
+        })?;
         let mut buf = Vec::new();
         io::stdin()
             .read_to_end(&mut buf)
@@ -182,6 +185,11 @@ fn open_source(arg: &str, mapping: &MappingArgs) -> Result<Opened, Failure> {
         });
     }
     let spec = SourceSpec::parse(arg, to_mapping(mapping)).map_err(|e| Failure::usage(e.0))?;
+    if spec.kind == log::SourceKind::Jsonl && mapping.table.is_some() {
+        return Err(Failure::usage(format!(
+            "{arg}: --table applies to SQLite sources only"
+        )));
+    }
     Ok(Opened {
         source: log::open(&spec)?,
         _spool: None,
@@ -208,9 +216,12 @@ pub fn load_reducer(args: &ReducerArgs) -> Result<LoadedReducer, Failure> {
     } else {
         (DEFAULT_REDUCER.to_string(), "default".to_string())
     };
-    let jq = JqReducer::compile(&code, &name).map_err(|e| Failure::usage(format!("reducer does not compile: {e}")))?;
+    let jq = JqReducer::compile(&code, &name)
+        .map_err(|e| Failure::usage(format!("reducer does not compile: {e}")))?;
     let init = match &args.init {
-        Some(text) => PVal::from_json(text).map_err(|e| Failure::usage(format!("--init is not valid JSON: {e}")))?,
+        Some(text) => {
+            PVal::from_json(text).map_err(|e| Failure::usage(format!("--init is not valid JSON: {e}")))?
+        }
         None => jq
             .init()
             .map_err(|e| Failure::usage(format!("{name}: `init` failed: {e}")))?
@@ -347,11 +358,19 @@ impl EventFilter {
         self.from.is_none_or(|a| ev.id >= a)
             && self.to.is_none_or(|b| ev.id <= b)
             && (self.types.is_empty() || self.types.iter().any(|t| **t == *ev.ty))
-            && self.stream.as_ref().is_none_or(|s| ev.stream.as_deref() == Some(s.as_str()))
+            && self
+                .stream
+                .as_ref()
+                .is_none_or(|s| ev.stream.as_deref() == Some(s.as_str()))
     }
 }
 
-fn cmd_events(out: &mut dyn Write, source: &str, filter: &EventFilter, mapping: &MappingArgs) -> Result<(), Failure> {
+fn cmd_events(
+    out: &mut dyn Write,
+    source: &str,
+    filter: &EventFilter,
+    mapping: &MappingArgs,
+) -> Result<(), Failure> {
     let mut opened = open_source(source, mapping)?;
     let mut printed = 0usize;
     let mut write_err: Option<io::Error> = None;
@@ -375,7 +394,10 @@ fn cmd_events(out: &mut dyn Write, source: &str, filter: &EventFilter, mapping: 
                 }
                 Err(inv) => {
                     invalid += 1;
-                    eprintln!("evscope: warning: {}: skipped invalid event: {}", inv.place, inv.reason);
+                    eprintln!(
+                        "evscope: warning: {}: skipped invalid event: {}",
+                        inv.place, inv.reason
+                    );
                 }
             }
         })?;

@@ -5,6 +5,7 @@
 //! 2 bad usage (bad flags, a reducer that does not compile, bad `--init`).
 
 pub mod commands;
+mod explore;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -101,6 +102,18 @@ pub enum Command {
         mapping: MappingArgs,
         #[command(flatten)]
         reducer: ReducerArgs,
+    },
+    /// Write the live demo log to a new SQLite file and keep appending to it (Ctrl-C stops).
+    ///
+    /// It also writes the demo's reducer next to it (PATH with the extension .jq) and prints
+    /// the command that opens the log from another terminal.
+    Demo {
+        /// Where to write the demo database (must not exist yet).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Milliseconds between appended events.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        every_ms: u64,
     },
 }
 

@@ -24,7 +24,11 @@ pub fn evscope(args: &[&str]) -> (i32, String, String) {
 pub fn evscope_stdin(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_evscope"));
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run evscope");
@@ -82,14 +86,20 @@ pub fn split_defs(program: &str) -> (String, String) {
                     end_of_defs = i + 1;
                 }
             }
-            b'd' if depth == 0 && program[i..].starts_with("def ") && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) => {
+            b'd' if depth == 0
+                && program[i..].starts_with("def ")
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) =>
+            {
                 pending += 1;
             }
             _ => {}
         }
         i += 1;
     }
-    (program[..end_of_defs].to_string(), program[end_of_defs..].to_string())
+    (
+        program[..end_of_defs].to_string(),
+        program[end_of_defs..].to_string(),
+    )
 }
 
 /// The state jq computes for a JSONL log, as DESIGN.md defines the fold:
@@ -114,7 +124,11 @@ pub fn jq_fold(reducer: &str, init: Option<&str>, jsonl: &[u8]) -> serde_json::V
     let writer = std::thread::spawn(move || pipe.write_all(&data));
     let out = child.wait_with_output().expect("wait jq");
     let _ = writer.join();
-    assert!(out.status.success(), "jq failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "jq failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("jq printed JSON")
 }
 
