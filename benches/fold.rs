@@ -102,9 +102,9 @@ fn main() {
         let t = Instant::now();
         let _state = image.state_after(i).expect("seek");
         seek.push(t.elapsed().as_secs_f64() * 1000.0);
-        // The diff at a cursor once its two states are at hand.
-        let before = image.state_before(i).expect("seek");
-        let after = image.state_after(i).expect("seek");
+        // The diff at a cursor once its two states are at hand (the
+        // explorer keeps them; `after` is `before` with the event applied).
+        let (before, after) = image.states_around(i).expect("seek");
         let t = Instant::now();
         let changes = evscope::diff::diff(&before, &after);
         diffs.push(t.elapsed().as_secs_f64() * 1000.0);

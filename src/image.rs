@@ -399,27 +399,45 @@ impl MemoryImage {
             return Ok(self.fold.last.clone());
         }
         let c = count / self.fold.interval;
-        let mut state = self.fold.checkpoints[c].clone();
-        for i in c * self.fold.interval..count {
-            if self.fold.entries[i].status != Status::Ok {
-                continue;
-            }
-            let ev = match self.event(i)? {
-                Ok(ev) => ev,
-                Err(_) => continue,
-            };
-            match self.fold.reducer.apply(&state, &ev.to_pval()) {
-                Ok(next) => state = next,
-                Err(msg) => {
-                    return Err(SourceError(format!(
+        let start = self.fold.checkpoints[c].clone();
+        self.replay(c * self.fold.interval, start, count, &mut |_| {})
+    }
+
+    /// Fold the entries `from..to` onto `state` again (reading their bodies),
+    /// skipping what the first fold skipped; `each` sees the state after
+    /// every entry. This is the one place a fold is replayed.
+    fn replay(
+        &mut self,
+        from: usize,
+        mut state: PVal,
+        to: usize,
+        each: &mut dyn FnMut(&PVal),
+    ) -> Result<PVal, SourceError> {
+        let to = to.min(self.fold.entries.len());
+        for i in from..to {
+            if self.fold.entries[i].status == Status::Ok
+                && let Ok(ev) = self.event(i)?
+            {
+                state = self.fold.reducer.apply(&state, &ev.to_pval()).map_err(|msg| {
+                    SourceError(format!(
                         "the reducer failed on event {} when replayed ({msg}), but not when first folded; \
                          is it deterministic?",
                         ev.id
-                    )));
-                }
+                    ))
+                })?;
             }
+            each(&state);
         }
         Ok(state)
+    }
+
+    /// The states just before and just after the event at `index`. The
+    /// second is the first with the event applied, so the two share every
+    /// node the event did not touch and diffing them is cheap.
+    pub fn states_around(&mut self, index: usize) -> Result<(PVal, PVal), SourceError> {
+        let before = self.state_before(index)?;
+        let after = self.replay(index, before.clone(), index + 1, &mut |_| {})?;
+        Ok((before, after))
     }
 
     /// The state after the event at `index`.
@@ -434,32 +452,10 @@ impl MemoryImage {
 
     /// The changes the event at `index` made.
     pub fn changes_at(&mut self, index: usize) -> Result<Vec<Change>, SourceError> {
-        if self
-            .fold
-            .entries
-            .get(index)
-            .is_none_or(|e| e.status != Status::Ok)
-        {
-            return Ok(Vec::new());
-        }
-        let before = self.state_before(index)?;
-        let after = self.state_after(index)?;
+        let (before, after) = self.states_around(index)?;
         Ok(diff(&before, &after))
     }
 
-    /// The changes between the states after the events at `from` and `to`.
-    pub fn changes_between(&mut self, from: usize, to: usize) -> Result<Vec<Change>, SourceError> {
-        let a = self.state_after(from)?;
-        let b = self.state_after(to)?;
-        Ok(diff(&a, &b))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Added for the explorer (issue 3). Kept in its own block so it does not
-// collide with work on the fold above.
-
-impl MemoryImage {
     /// The states after `from + 1`, `from + 2`, ..., `to` entries, folded
     /// onward from `state`, which must be the state after the first `from`
     /// entries (e.g. from [`MemoryImage::state_after_count`]). The explorer
@@ -468,23 +464,15 @@ impl MemoryImage {
     /// Entries that are invalid or failed when first folded are skipped, as
     /// the fold skipped them.
     pub fn fold_range(&mut self, from: usize, state: PVal, to: usize) -> Result<Vec<PVal>, SourceError> {
-        let to = to.min(self.fold.entries.len());
-        let mut state = state;
         let mut out = Vec::with_capacity(to.saturating_sub(from));
-        for i in from..to {
-            if self.fold.entries[i].status == Status::Ok
-                && let Ok(ev) = self.event(i)?
-            {
-                state = self.fold.reducer.apply(&state, &ev.to_pval()).map_err(|msg| {
-                    SourceError(format!(
-                        "the reducer failed on event {} when replayed ({msg}), but not when first folded; \
-                         is it deterministic?",
-                        ev.id
-                    ))
-                })?;
-            }
-            out.push(state.clone());
-        }
+        self.replay(from, state, to, &mut |s| out.push(s.clone()))?;
         Ok(out)
+    }
+
+    /// The changes between the states after the events at `from` and `to`.
+    pub fn changes_between(&mut self, from: usize, to: usize) -> Result<Vec<Change>, SourceError> {
+        let a = self.state_after(from)?;
+        let b = self.state_after(to)?;
+        Ok(diff(&a, &b))
     }
 }
