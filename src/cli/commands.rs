@@ -261,9 +261,12 @@ fn load_image(source: &str, mapping: &MappingArgs, reducer: &ReducerArgs) -> Res
     })
 }
 
-/// Say on stderr what the fold skipped, so a state is never silently partial.
-fn warn_skipped(image: &MemoryImage, source: &str) {
-    let (inv, err) = (image.invalid_count(), image.error_count());
+/// Say on stderr what the fold skipped among the first `count` entries, so
+/// a state is never silently partial.
+fn warn_skipped(image: &MemoryImage, source: &str, count: usize) {
+    let entries = &image.entries()[..count.min(image.len())];
+    let inv = entries.iter().filter(|e| e.is_invalid()).count();
+    let err = entries.iter().filter(|e| e.reducer_error().is_some()).count();
     if inv + err > 0 {
         eprintln!(
             "evscope: warning: {inv} invalid event{} and {err} reducer error{} were skipped; \
@@ -294,14 +297,14 @@ fn cmd_state(
 ) -> Result<(), Failure> {
     let mut loaded = load_image(source, mapping, reducer)?;
     let image = &mut loaded.image;
-    let state = match at {
+    let (state, upto) = match at {
         Some(id) => {
             let i = index_of(image, id)?;
-            image.state_after(i)?
+            (image.state_after(i)?, i + 1)
         }
-        None => image.last_state().clone(),
+        None => (image.last_state().clone(), image.len()),
     };
-    warn_skipped(image, source);
+    warn_skipped(image, source, upto);
     print_json(out, &state, compact)
 }
 
@@ -319,7 +322,7 @@ fn cmd_diff(
     }
     let mut loaded = load_image(source, mapping, reducer)?;
     let image = &mut loaded.image;
-    let changes = if let Some(id) = at {
+    let (changes, upto) = if let Some(id) = at {
         let i = index_of(image, id)?;
         if let Some(e) = image.entry(i) {
             match &e.status {
@@ -333,14 +336,15 @@ fn cmd_diff(
                 Status::Ok => {}
             }
         }
-        image.changes_at(i)?
+        // Its own failure was reported above; count what came before it.
+        (image.changes_at(i)?, i)
     } else if let Some((a, b)) = range {
         let (i, j) = (index_of(image, a)?, index_of(image, b)?);
-        image.changes_between(i, j)?
+        (image.changes_between(i, j)?, i.max(j) + 1)
     } else {
-        Vec::new()
+        (Vec::new(), 0)
     };
-    warn_skipped(image, source);
+    warn_skipped(image, source, upto);
     let list = PVal::arr(changes.iter().map(|c| c.to_pval()));
     print_json(out, &list, compact)
 }
