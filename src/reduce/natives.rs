@@ -274,17 +274,7 @@ fn has(v: &PVal, k: &PVal) -> ValR<PVal> {
 }
 
 /// jq's kind of a value for `contains`: true and false differ.
-fn contains_kind(v: &PVal) -> u8 {
-    match v {
-        PVal::Null => 0,
-        PVal::Bool(false) => 1,
-        PVal::Bool(true) => 2,
-        PVal::Int(_) | PVal::Float(_) => 3,
-        PVal::Str(_) => 4,
-        PVal::Arr(_) => 5,
-        PVal::Obj(_) => 6,
-    }
-}
+use crate::value::order::rank as contains_kind;
 
 fn contains_checked(a: &PVal, b: &PVal) -> ValR<PVal> {
     if contains_kind(a) != contains_kind(b) {

@@ -6,7 +6,7 @@
 //! kept sorted (`OrdMap`), which is also the order `evscope state` prints.
 
 pub(crate) mod jaq;
-mod order;
+pub(crate) mod order;
 mod path;
 mod serde_impl;
 

@@ -4,7 +4,9 @@
 use super::PVal;
 use std::cmp::Ordering;
 
-fn rank(v: &PVal) -> u8 {
+/// A value's place in jq's order of kinds (false and true are kinds of
+/// their own): 0 null, 1 false, 2 true, 3 number, 4 string, 5 array, 6 object.
+pub(crate) fn rank(v: &PVal) -> u8 {
     match v {
         PVal::Null => 0,
         PVal::Bool(false) => 1,
