@@ -14,6 +14,9 @@ use evscope::value::PVal;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOC: evscope::alloc::CountingAlloc = evscope::alloc::CountingAlloc;
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -33,6 +36,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
+    evscope::alloc::CountingAlloc::mark_installed();
     // `cargo bench` passes `--bench`; ignore flags.
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -50,6 +54,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(evscope::image::DEFAULT_CHECKPOINT_INTERVAL);
+    // EVSCOPE_MEMORY=2G, or =none for no budget (default: the CLI's default).
+    let budget = match std::env::var("EVSCOPE_MEMORY") {
+        Ok(v) if v.eq_ignore_ascii_case("none") => None,
+        Ok(v) => Some(evscope::alloc::parse_size(&v).expect("EVSCOPE_MEMORY is a size")),
+        Err(_) => Some(evscope::image::DEFAULT_MEMORY_BUDGET),
+    };
     if !std::path::Path::new(&log_path).exists() {
         eprintln!(
             "{log_path} does not exist; generate it with: python3 scripts/gen_bench_log.py 1000000 {log_path}"
@@ -68,6 +78,7 @@ fn main() {
         init,
         ImageOptions {
             checkpoint_interval: interval,
+            memory_budget: budget,
         },
     );
 
@@ -75,7 +86,10 @@ fn main() {
     image.load(&mut |_| {}).expect("load");
     let secs = t.elapsed().as_secs_f64();
     let n = image.len();
-    println!("log: {log_path} ({n} events), reducer: {reducer_path}, checkpoint every {interval}");
+    println!(
+        "log: {log_path} ({n} events), reducer: {reducer_path}, checkpoint every {interval}, memory budget {}",
+        budget.map_or("none".to_string(), |b| format!("{} MB", b >> 20))
+    );
     println!(
         "fold: {:.2} s, {:.0} events/s, {} checkpoints, {} reducer errors, {} invalid",
         secs,
@@ -84,7 +98,11 @@ fn main() {
         image.error_count(),
         image.invalid_count()
     );
-    println!("peak RSS after fold: {:.0} MB", peak_rss_mb());
+    println!(
+        "peak RSS after fold: {:.0} MB (live heap now {} MB)",
+        peak_rss_mb(),
+        evscope::alloc::used_bytes() >> 20
+    );
 
     // Seeks at pseudo-random events.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

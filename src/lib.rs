@@ -6,6 +6,7 @@
 //! and the interactive explorer (`tui`, with its live `demo`) are thin
 //! faces over it.
 
+pub mod alloc;
 pub mod cli;
 pub mod demo;
 pub mod diff;

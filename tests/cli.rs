@@ -498,3 +498,30 @@ fn reading_while_another_connection_inserts_changes_nothing_of_ours() {
         "the watched database differs from the untouched copy"
     );
 }
+
+#[test]
+fn a_memory_budget_changes_no_answer() {
+    let (jsonl, _, r) = bank();
+    for at in ["40", "400", "999"] {
+        let (c1, a, _) = evscope(&["state", &jsonl, "--reducer", &r, "--at", at, "-c"]);
+        let (c2, b, err) = evscope(&[
+            "state",
+            &jsonl,
+            "--reducer",
+            &r,
+            "--at",
+            at,
+            "-c",
+            "--memory",
+            "1K",
+            "--checkpoint-every",
+            "3",
+        ]);
+        assert_eq!((c1, c2), (0, 0), "{err}");
+        assert_eq!(a, b);
+    }
+    let (code, _, err) = evscope(&["state", &jsonl, "--memory", "lots"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = evscope(&["state", &jsonl, "--reducer", &r, "--memory", "none", "-c"]);
+    assert_eq!(code, 0);
+}

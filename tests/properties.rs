@@ -236,7 +236,7 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(JqReducer::compile(TEST_REDUCER, "test").unwrap()),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: interval },
+            ImageOptions { checkpoint_interval: interval, ..Default::default() },
         );
         image.load(&mut |_| {}).unwrap();
         prop_assert_eq!(image.len(), recs.len());
@@ -268,7 +268,7 @@ proptest! {
             Box::new(source),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: 8 },
+            ImageOptions { checkpoint_interval: 8, ..Default::default() },
         );
         image.load(&mut |_| {}).unwrap();
         prop_assert_eq!(image.last_state(), &expected[split]);
@@ -325,6 +325,7 @@ fn image_of(path: &std::path::Path, kind: SourceKind) -> MemoryImage {
         PVal::empty_obj(),
         ImageOptions {
             checkpoint_interval: 5,
+            ..Default::default()
         },
     );
     image.load(&mut |_| {}).unwrap();
@@ -343,6 +344,43 @@ proptest! {
         prop_assert_eq!(a.len(), b.len());
         for i in 0..a.len() {
             prop_assert_eq!(a.state_after(i).unwrap(), b.state_after(i).unwrap());
+        }
+    }
+}
+
+// ---------- a memory budget changes speed, never answers ----------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn a_tiny_memory_budget_gives_the_plain_fold(
+        events in prop::collection::vec(event_strategy(), 1..300),
+        interval in 1usize..6,
+        seeks in prop::collection::vec(any::<prop::sample::Index>(), 1..60),
+    ) {
+        let reducer = JqReducer::compile(TEST_REDUCER, "test").unwrap();
+        let recs = records(&events);
+        let expected = plain_fold(&reducer, &recs);
+        // One byte: every checkpoint push is over budget, so far
+        // checkpoints are thinned all the time.
+        let mut image = MemoryImage::new(
+            Box::new(VecSource::new(recs.clone()).0),
+            Arc::new(reducer),
+            PVal::empty_obj(),
+            ImageOptions { checkpoint_interval: interval, memory_budget: Some(1) },
+        );
+        image.load(&mut |_| {}).unwrap();
+        let possible = recs.len() / interval + 1;
+        if possible > 2 * 24 + 4 {
+            prop_assert!(image.checkpoint_count() < possible, "nothing was thinned");
+        }
+        prop_assert_eq!(image.last_state(), expected.last().unwrap());
+        // Seek around: each seek rebuilds checkpoints near it and thins far ones.
+        for ix in seeks {
+            let i = ix.index(recs.len());
+            prop_assert_eq!(&image.state_after(i).unwrap(), &expected[i + 1]);
+            prop_assert_eq!(&image.state_before(i).unwrap(), &expected[i]);
         }
     }
 }

@@ -20,6 +20,7 @@ fn fold_to(fx: &Fixture, id: i64) -> PVal {
         PVal::empty_obj(),
         ImageOptions {
             checkpoint_interval: 1_000_000,
+            ..Default::default()
         },
     );
     image.load(&mut |_| {}).expect("load");

@@ -1,7 +1,7 @@
 //! The headless commands: `state`, `diff`, `events`, `check`.
 
 use super::{Cli, Command, MappingArgs, ReducerArgs};
-use crate::image::{ImageOptions, MemoryImage, Status};
+use crate::image::{MemoryImage, Status};
 use crate::log::{self, Mapping, SourceSpec};
 use crate::reduce::{DEFAULT_REDUCER, JqReducer, Reducer};
 use crate::value::PVal;
@@ -240,25 +240,60 @@ struct Loaded {
 }
 
 fn load_image(source: &str, mapping: &MappingArgs, reducer: &ReducerArgs) -> Result<Loaded, Failure> {
-    if reducer.checkpoint_every == 0 {
-        return Err(Failure::usage("--checkpoint-every must be at least 1"));
-    }
+    let options = reducer.image_options().map_err(Failure::usage)?;
     // Compile first: a reducer error is reported before anything is read.
     let r = load_reducer(reducer)?;
     let opened = open_source(source, mapping)?;
-    let mut image = MemoryImage::new(
-        opened.source,
-        r.reducer,
-        r.init,
-        ImageOptions {
-            checkpoint_interval: reducer.checkpoint_every,
-        },
-    );
-    image.load(&mut |_| {})?;
+    let mut image = MemoryImage::new(opened.source, r.reducer, r.init, options);
+    let mut progress = Progress::new();
+    let loaded = image.load(&mut |n| progress.show(n));
+    progress.finish();
+    loaded?;
     Ok(Loaded {
         image,
         _opened_spool: opened._spool,
     })
+}
+
+/// Load progress on stderr, only when stderr is a terminal (never in a pipe
+/// or a log file), at most five times a second.
+struct Progress {
+    tty: bool,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            tty: io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, events: usize) {
+        let now = std::time::Instant::now();
+        if !self.tty
+            || now.duration_since(self.started).as_millis() < 300
+            || self.last.is_some_and(|t| now.duration_since(t).as_millis() < 200)
+        {
+            return;
+        }
+        self.last = Some(now);
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        eprint!(
+            "\r\x1b[Kevscope: folding… {events} events ({:.0}/s)",
+            events as f64 / secs
+        );
+    }
+
+    fn finish(&mut self) {
+        if self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// Say on stderr what the fold skipped among the first `count` entries, so

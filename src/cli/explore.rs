@@ -16,12 +16,7 @@ use std::time::{Duration, Instant};
 /// `evscope [SOURCE]`: the explorer on SOURCE, or the live demo.
 pub fn explore(source: Option<&str>, mapping: &MappingArgs, reducer: &ReducerArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    if reducer.checkpoint_every == 0 {
-        return Err(Failure::usage("--checkpoint-every must be at least 1"));
-    }
-    let options = ImageOptions {
-        checkpoint_interval: reducer.checkpoint_every,
-    };
+    let options = reducer.image_options().map_err(Failure::usage)?;
     let Some(source) = source else {
         return explore_demo(options, started);
     };

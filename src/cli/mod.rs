@@ -158,4 +158,38 @@ pub struct ReducerArgs {
     /// Events between checkpoints (a seek replays at most this many).
     #[arg(long, value_name = "N", default_value_t = crate::image::DEFAULT_CHECKPOINT_INTERVAL)]
     pub checkpoint_every: usize,
+    /// Memory budget: past it, checkpoints far from the cursor are thinned
+    /// (far seeks get slower, answers never change). K, M, G suffixes; `none` for no limit.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_budget)]
+    pub memory: Budget,
+}
+
+/// A memory budget from the command line (`None`: unlimited).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget(pub Option<usize>);
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget(Some(crate::image::DEFAULT_MEMORY_BUDGET))
+    }
+}
+
+fn parse_budget(text: &str) -> Result<Budget, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Budget(None));
+    }
+    crate::alloc::parse_size(text).map(|n| Budget(Some(n)))
+}
+
+impl ReducerArgs {
+    /// The memory image's options from these flags.
+    pub fn image_options(&self) -> Result<crate::image::ImageOptions, String> {
+        if self.checkpoint_every == 0 {
+            return Err("--checkpoint-every must be at least 1".into());
+        }
+        Ok(crate::image::ImageOptions {
+            checkpoint_interval: self.checkpoint_every,
+            memory_budget: self.memory.0,
+        })
+    }
 }

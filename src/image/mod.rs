@@ -7,6 +7,14 @@
 //! the state after any event is the nearest checkpoint before it plus at
 //! most K-1 reducer steps over bodies read again from the source.
 //! New records are folded onto the last state without refolding.
+//!
+//! Memory: checkpoints share structure, but each keeps the path copies made
+//! in its interval. Under a memory budget the image *thins* checkpoints far
+//! from the focus (the cursor, or the end while loading): each round keeps
+//! only every 2^level-th of them. A seek into a thinned stretch replays from
+//! the nearest kept checkpoint and rebuilds the ones it passes, so the
+//! stretch the user is looking at becomes dense again. Answers never change;
+//! only the time a far seek takes does.
 
 use crate::diff::{Change, diff};
 use crate::log::{Change as LogChange, Event, Invalid, Loc, LogSource, Record, SourceError};
@@ -17,6 +25,12 @@ use std::sync::Arc;
 
 /// Default number of events between checkpoints.
 pub const DEFAULT_CHECKPOINT_INTERVAL: usize = 1024;
+
+/// Default memory budget: checkpoints are thinned to stay under it.
+pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
+
+/// Checkpoints this close to the focus are never thinned.
+const NEAR_FOCUS: usize = 24;
 
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,12 +73,16 @@ impl Entry {
 pub struct ImageOptions {
     /// Events between checkpoints (at least 1).
     pub checkpoint_interval: usize,
+    /// Thin checkpoints far from the focus when the process holds more
+    /// than this many bytes (see [`crate::alloc::used_bytes`]).
+    pub memory_budget: Option<usize>,
 }
 
 impl Default for ImageOptions {
     fn default() -> Self {
         ImageOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            memory_budget: Some(DEFAULT_MEMORY_BUDGET),
         }
     }
 }
@@ -95,8 +113,16 @@ struct Fold {
     init: PVal,
     interval: usize,
     entries: Vec<Entry>,
-    /// `checkpoints[c]` is the state after the first `c * interval` entries.
-    checkpoints: Vec<PVal>,
+    /// `checkpoints[c]` is the state after the first `c * interval`
+    /// entries, or `None` where it was thinned. `checkpoints[0]` is always
+    /// the initial state.
+    checkpoints: Vec<Option<PVal>>,
+    /// The checkpoint index the user is looking at; thinning spares it.
+    focus: usize,
+    /// How many thinning rounds ran: far checkpoints are kept only at
+    /// multiples of 2^level.
+    thin_level: u32,
+    budget: Option<usize>,
     /// The state after the last entry.
     last: PVal,
     /// True while ids are strictly ascending (binary search works).
@@ -116,6 +142,34 @@ impl Fold {
         }
         self.names.insert(s.clone(), ());
         s.clone()
+    }
+
+    /// Thin far checkpoints while the process holds more than the budget.
+    fn keep_to_budget(&mut self) {
+        let Some(budget) = self.budget else { return };
+        // Leave headroom: freed nodes are reused, not returned at once.
+        let limit = budget / 10 * 9;
+        if crate::alloc::used_bytes() <= limit {
+            return;
+        }
+        // Checkpoints made since the last round follow the current rule too.
+        self.thin(self.thin_level);
+        while crate::alloc::used_bytes() > limit && (1usize << self.thin_level) < self.checkpoints.len() {
+            self.thin_level += 1;
+            self.thin(self.thin_level);
+        }
+    }
+
+    /// Keep checkpoint 0, the last one, those near the focus, and the far
+    /// ones at multiples of 2^level.
+    fn thin(&mut self, level: u32) {
+        let step = 1usize << level.min(62);
+        let (focus, last) = (self.focus, self.checkpoints.len().saturating_sub(1));
+        for (c, cp) in self.checkpoints.iter_mut().enumerate() {
+            if !(c == 0 || c == last || c.abs_diff(focus) <= NEAR_FOCUS || c.is_multiple_of(step)) {
+                *cp = None;
+            }
+        }
     }
 
     fn push(&mut self, record: Record) {
@@ -167,7 +221,9 @@ impl Fold {
         }
         self.entries.push(entry);
         if self.entries.len().is_multiple_of(self.interval) {
-            self.checkpoints.push(self.last.clone());
+            self.checkpoints.push(Some(self.last.clone()));
+            self.focus = self.checkpoints.len() - 1;
+            self.keep_to_budget();
         }
     }
 }
@@ -196,7 +252,10 @@ impl MemoryImage {
             fold: Fold {
                 reducer,
                 last: init.clone(),
-                checkpoints: vec![init.clone()],
+                checkpoints: vec![Some(init.clone())],
+                focus: 0,
+                thin_level: 0,
+                budget: options.memory_budget,
                 init,
                 interval: options.checkpoint_interval.max(1),
                 entries: Vec::new(),
@@ -214,16 +273,36 @@ impl MemoryImage {
     /// `progress` is called with the number of entries after each batch.
     /// Returns how many records were added.
     pub fn load(&mut self, progress: &mut dyn FnMut(usize)) -> Result<usize, SourceError> {
-        let mut added = 0;
-        loop {
-            let fold = &mut self.fold;
-            let n = self.source.read_new(Some(65_536), &mut |r| fold.push(r))?;
-            added += n;
-            progress(self.fold.entries.len());
-            if n == 0 {
-                return Ok(added);
+        // Reading and parsing run on a second thread, folding on this one:
+        // the machine has two cores and the reducer is the slower half.
+        const BATCH: usize = 4096;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Record>, SourceError>>(8);
+        let source = &mut self.source;
+        let fold = &mut self.fold;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                loop {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let read = source.read_new(Some(BATCH), &mut |r| batch.push(r));
+                    let done = !matches!(read, Ok(n) if n > 0);
+                    let msg = read.map(|_| batch);
+                    // A closed channel means the folding side stopped: so do we.
+                    if tx.send(msg).is_err() || done {
+                        return;
+                    }
+                }
+            });
+            let mut added = 0;
+            for msg in rx {
+                let batch = msg?;
+                added += batch.len();
+                for r in batch {
+                    fold.push(r);
+                }
+                progress(fold.entries.len());
             }
-        }
+            Ok(added)
+        })
     }
 
     /// Read and fold at most `max` new records; returns how many were
@@ -262,7 +341,9 @@ impl MemoryImage {
         self.source.rewind();
         let f = &mut self.fold;
         f.entries.clear();
-        f.checkpoints = vec![f.init.clone()];
+        f.checkpoints = vec![Some(f.init.clone())];
+        f.focus = 0;
+        f.thin_level = 0;
         f.last = f.init.clone();
         f.ascending = true;
         f.by_id.clear();
@@ -305,7 +386,7 @@ impl MemoryImage {
     }
 
     pub fn checkpoint_count(&self) -> usize {
-        self.fold.checkpoints.len()
+        self.fold.checkpoints.iter().filter(|c| c.is_some()).count()
     }
 
     /// The initial state.
@@ -398,9 +479,34 @@ impl MemoryImage {
         if count == self.fold.entries.len() {
             return Ok(self.fold.last.clone());
         }
-        let c = count / self.fold.interval;
-        let start = self.fold.checkpoints[c].clone();
-        self.replay(c * self.fold.interval, start, count, &mut |_| {})
+        let k = self.fold.interval;
+        let want = count / k;
+        // The nearest kept checkpoint at or before the one we want.
+        let (c, start) = (0..=want)
+            .rev()
+            .find_map(|c| self.fold.checkpoints.get(c).cloned().flatten().map(|s| (c, s)))
+            .unwrap_or((0, self.fold.init.clone()));
+        self.fold.focus = want;
+        if c == want {
+            return self.replay(c * k, start, count, &mut |_| {});
+        }
+        // Replay, rebuilding the thinned checkpoints on the way: the user is
+        // looking here, so stepping around must be cheap again.
+        let mut rebuilt = Vec::new();
+        let mut done = c * k;
+        let state = self.replay(c * k, start, count, &mut |s| {
+            done += 1;
+            if done.is_multiple_of(k) {
+                rebuilt.push((done / k, s.clone()));
+            }
+        })?;
+        for (m, s) in rebuilt {
+            if let Some(slot) = self.fold.checkpoints.get_mut(m) {
+                *slot = Some(s);
+            }
+        }
+        self.fold.keep_to_budget();
+        Ok(state)
     }
 
     /// Fold the entries `from..to` onto `state` again (reading their bodies),

@@ -93,6 +93,7 @@ impl Fixture {
             PVal::empty_obj(),
             ImageOptions {
                 checkpoint_interval: 4,
+                ..Default::default()
             },
         );
         let mut h = Headless::new(image, width, height);
