@@ -79,6 +79,7 @@ fn main() {
         ImageOptions {
             checkpoint_interval: interval,
             memory_budget: budget,
+            ..Default::default()
         },
     );
 

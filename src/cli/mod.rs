@@ -4,6 +4,7 @@
 //! runtime failure (unreadable log, unknown id, problems found by `check`),
 //! 2 bad usage (bad flags, a reducer that does not compile, bad `--init`).
 
+mod cache;
 pub mod commands;
 mod explore;
 
@@ -162,6 +163,10 @@ pub struct ReducerArgs {
     /// (far seeks get slower, answers never change). K, M, G suffixes; `none` for no limit.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_budget)]
     pub memory: Budget,
+    /// Neither read nor write the snapshot cache (folded logs of 100,000+ events saved in
+    /// $EVSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/evscope or ~/.cache/evscope).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// A memory budget from the command line (`None`: unlimited).
@@ -190,6 +195,7 @@ impl ReducerArgs {
         Ok(crate::image::ImageOptions {
             checkpoint_interval: self.checkpoint_every,
             memory_budget: self.memory.0,
+            ..Default::default()
         })
     }
 }

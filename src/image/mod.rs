@@ -16,6 +16,8 @@
 //! stretch the user is looking at becomes dense again. Answers never change;
 //! only the time a far seek takes does.
 
+pub mod snapshot;
+
 use crate::diff::{Change, diff};
 use crate::log::{Change as LogChange, Event, Invalid, Loc, LogSource, Record, SourceError};
 use crate::reduce::Reducer;
@@ -31,6 +33,9 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 24;
+
+/// Thinning keeps at least this many checkpoints spread over the log.
+pub const DEFAULT_MIN_SPREAD: usize = 256;
 
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +81,9 @@ pub struct ImageOptions {
     /// Thin checkpoints far from the focus when the process holds more
     /// than this many bytes (see [`crate::alloc::used_bytes`]).
     pub memory_budget: Option<usize>,
+    /// Thinning never leaves fewer than this many checkpoints spread over
+    /// the log (so a far seek replays at most len/this events).
+    pub min_spread: usize,
 }
 
 impl Default for ImageOptions {
@@ -83,6 +91,7 @@ impl Default for ImageOptions {
         ImageOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             memory_budget: Some(DEFAULT_MEMORY_BUDGET),
+            min_spread: DEFAULT_MIN_SPREAD,
         }
     }
 }
@@ -123,6 +132,7 @@ struct Fold {
     /// multiples of 2^level.
     thin_level: u32,
     budget: Option<usize>,
+    min_spread: usize,
     /// The state after the last entry.
     last: PVal,
     /// True while ids are strictly ascending (binary search works).
@@ -154,7 +164,12 @@ impl Fold {
         }
         // Checkpoints made since the last round follow the current rule too.
         self.thin(self.thin_level);
-        while crate::alloc::used_bytes() > limit && (1usize << self.thin_level) < self.checkpoints.len() {
+        // Never thin below `min_spread` evenly spread checkpoints: past that,
+        // a far seek would replay a large part of the log; better to go
+        // over the budget than to make history unreachable.
+        while crate::alloc::used_bytes() > limit
+            && (self.checkpoints.len() >> (self.thin_level + 1)) >= self.min_spread
+        {
             self.thin_level += 1;
             self.thin(self.thin_level);
         }
@@ -256,6 +271,7 @@ impl MemoryImage {
                 focus: 0,
                 thin_level: 0,
                 budget: options.memory_budget,
+                min_spread: options.min_spread.max(1),
                 init,
                 interval: options.checkpoint_interval.max(1),
                 entries: Vec::new(),
