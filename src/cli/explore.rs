@@ -38,6 +38,8 @@ pub fn explore(source: Option<&str>, mapping: &MappingArgs, reducer: &ReducerArg
     // half written, so it waits for the next poll.
     spec.accept_partial_last_line = false;
     let progress_file = (spec.kind == SourceKind::Jsonl).then(|| spec.path.clone());
+    // The worker restores from it before loading and saves to it after.
+    let cache = super::cache::open(Some(&spec), &r.program, &r.init, reducer.no_cache);
     let image = MemoryImage::new(log::open(&spec)?, r.reducer, r.init, options);
     let info = SourceInfo {
         source: image.describe_source(),
@@ -48,6 +50,7 @@ pub fn explore(source: Option<&str>, mapping: &MappingArgs, reducer: &ReducerArg
         info,
         progress_file,
         started,
+        cache,
     }))
 }
 
@@ -79,6 +82,8 @@ fn explore_demo(options: ImageOptions, started: Instant) -> Result<(), Failure> 
         info,
         progress_file: None,
         started,
+        // A new temporary database each time: nothing to reuse.
+        cache: None,
     });
     drop(writer);
     drop(dir);

@@ -145,7 +145,67 @@ pub trait LogSource: Send {
     /// Forget the read position, so the next `read_new` starts from the
     /// beginning (after a [`Change::Reset`]).
     fn rewind(&mut self);
+
+    /// Where reading stopped: the next `read_new` goes on after it. With
+    /// [`LogSource::identity_at`] and [`LogSource::resume`] this lets a
+    /// snapshot of the folded records be reused by a later process.
+    fn position(&self) -> Result<ResumePos, SourceError> {
+        Err(unsupported(self, "resume positions"))
+    }
+
+    /// A fingerprint of the log up to `pos` (from the log as it is now): if
+    /// it equals the one taken when `pos` was saved, the records before
+    /// `pos` are taken to be the same. An error when the log no longer
+    /// reaches `pos` (truncated, rows deleted) or cannot be looked at.
+    fn identity_at(&mut self, pos: &ResumePos) -> Result<LogIdentity, SourceError> {
+        let _ = pos;
+        Err(unsupported(self, "log identities"))
+    }
+
+    /// Go on reading after `pos` (from [`LogSource::position`], possibly of
+    /// an earlier process) as if everything before it had been read.
+    fn resume(&mut self, pos: &ResumePos) -> Result<(), SourceError> {
+        let _ = pos;
+        Err(unsupported(self, "resuming"))
+    }
 }
+
+fn unsupported<S: LogSource + ?Sized>(source: &S, what: &str) -> SourceError {
+    SourceError(format!(
+        "{}: this source does not support {what}",
+        source.describe()
+    ))
+}
+
+/// Where a source stopped reading.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResumePos {
+    /// A JSONL file: the byte offset after the last line consumed, the
+    /// number of lines consumed (blank ones too), and whether the last one
+    /// was taken without its newline (at the end of a file not being
+    /// appended to).
+    Line { offset: u64, line: u64, partial: bool },
+    /// A SQLite table: the id value and rowid of the last row read, `None`
+    /// when nothing was read.
+    Row { last: Option<(RowKey, i64)> },
+}
+
+/// An id column value exactly as SQLite stored it (rows are read in
+/// (id, rowid) order, and the next page compares with this very value).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowKey {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+/// A fingerprint of a log up to a position: a hash of what identifies the
+/// file (device, inode), of samples of its bytes (JSONL) or of its rows and
+/// their count (SQLite). Equal identities mean "same log, same records".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogIdentity(pub [u8; 32]);
 
 /// Open a source from its spec.
 pub fn open(spec: &SourceSpec) -> Result<Box<dyn LogSource>, SourceError> {

@@ -80,15 +80,65 @@ impl KeyVal {
     }
 }
 
-impl ToSql for KeyVal {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
+impl From<&KeyVal> for RowKey {
+    fn from(k: &KeyVal) -> RowKey {
+        match k {
+            KeyVal::Null => RowKey::Null,
+            KeyVal::Int(i) => RowKey::Int(*i),
+            KeyVal::Real(f) => RowKey::Real(*f),
+            KeyVal::Text(t) => RowKey::Text(t.clone()),
+            KeyVal::Blob(b) => RowKey::Blob(b.clone()),
+        }
+    }
+}
+
+impl From<&RowKey> for KeyVal {
+    fn from(k: &RowKey) -> KeyVal {
+        match k {
+            RowKey::Null => KeyVal::Null,
+            RowKey::Int(i) => KeyVal::Int(*i),
+            RowKey::Real(f) => KeyVal::Real(*f),
+            RowKey::Text(t) => KeyVal::Text(t.clone()),
+            RowKey::Blob(b) => KeyVal::Blob(b.clone()),
+        }
+    }
+}
+
+/// Feed one SQLite value to a hash, with its type (so `1`, `1.0` and
+/// `'1'` differ) and its length (so values cannot run into each other).
+fn hash_value(h: &mut blake3::Hasher, v: ValueRef<'_>) {
+    let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match v {
+        ValueRef::Null => (0, (&[][..]).into()),
+        ValueRef::Integer(i) => (1, i.to_le_bytes().to_vec().into()),
+        ValueRef::Real(f) => (2, f.to_bits().to_le_bytes().to_vec().into()),
+        ValueRef::Text(t) => (3, t.into()),
+        ValueRef::Blob(b) => (4, b.into()),
+    };
+    h.update(&[tag]);
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(&bytes);
+}
+
+/// Rows hashed at each end of what was read, for
+/// [`LogSource::identity_at`]: the last ones catch a rewritten or
+/// shortened tail, the first ones a table refilled with other rows.
+const IDENTITY_ROWS: i64 = 64;
+
+impl KeyVal {
+    fn value_ref(&self) -> ValueRef<'_> {
+        match self {
             KeyVal::Null => ValueRef::Null,
             KeyVal::Int(i) => ValueRef::Integer(*i),
             KeyVal::Real(f) => ValueRef::Real(*f),
             KeyVal::Text(t) => ValueRef::Text(t),
             KeyVal::Blob(b) => ValueRef::Blob(b),
-        }))
+        }
+    }
+}
+
+impl ToSql for KeyVal {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(self.value_ref()))
     }
 }
 
@@ -130,6 +180,17 @@ impl Schema {
                 format!("({id} IS NULL AND {rowid} > ?2) OR {id} IS NOT NULL")
             }
             Some(_) => format!("({id}, {rowid}) > (?1, ?2)"),
+        }
+    }
+
+    /// The condition "the last row read or before it" (the complement of
+    /// [`Schema::after`], NULL ids included), using ?1 and ?2 likewise.
+    fn upto(&self, last: &Option<(KeyVal, i64)>) -> String {
+        let (id, rowid) = (&self.id, self.rowid);
+        match last {
+            None => "0".into(),
+            Some((KeyVal::Null, _)) => format!("{id} IS NULL AND {rowid} <= ?2"),
+            Some(_) => format!("{id} IS NULL OR ({id}, {rowid}) <= (?1, ?2)"),
         }
     }
 }
@@ -730,6 +791,101 @@ impl LogSource for SqliteSource {
         self.conn = None;
         self.last = None;
         self.drained = false;
+    }
+
+    fn position(&self) -> Result<ResumePos, SourceError> {
+        Ok(ResumePos::Row {
+            last: self.last.as_ref().map(|(k, r)| (RowKey::from(k), *r)),
+        })
+    }
+
+    fn identity_at(&mut self, pos: &ResumePos) -> Result<LogIdentity, SourceError> {
+        let ResumePos::Row { last } = pos else {
+            return Err(SourceError(format!(
+                "{}: {pos:?} is not a SQLite position",
+                self.display
+            )));
+        };
+        self.ensure_open()?;
+        let Some((conn, schema)) = &self.conn else {
+            return Err(SourceError(format!("{}: not open", self.display)));
+        };
+        let last: Option<(KeyVal, i64)> = last.as_ref().map(|(k, r)| (KeyVal::from(k), *r));
+        let mut h = blake3::Hasher::new();
+        h.update(b"evscope sqlite identity 1\0");
+        h.update(&self.dev_ino.0.to_le_bytes());
+        h.update(&self.dev_ino.1.to_le_bytes());
+        for text in [&schema.table, &schema.select] {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        let Some((key, rowid)) = &last else {
+            // Nothing was read: only the file and the table identify it.
+            return Ok(LogIdentity(*h.finalize().as_bytes()));
+        };
+        hash_value(&mut h, key.value_ref());
+        h.update(&rowid.to_le_bytes());
+        let (id, rid) = (&schema.id, schema.rowid);
+        let table = ident(&schema.table);
+        let checks = (|| {
+            // The last row read is still there, with the same id.
+            let sql = format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE {rid} = ?2 AND {id} IS ?1)");
+            if !query_bool(conn, &sql, &last)? {
+                return Ok(None);
+            }
+            // How many rows there are up to it: rows deleted or inserted
+            // before it change the count. (Two counts, so each can use an
+            // index on the id column.)
+            let count_sql = match key {
+                KeyVal::Null => format!("SELECT count(*) FROM {table} WHERE {}", schema.upto(&last)),
+                _ => format!(
+                    "SELECT (SELECT count(*) FROM {table} WHERE {id} IS NULL) + \
+                     (SELECT count(*) FROM {table} WHERE ({id}, {rid}) <= (?1, ?2))"
+                ),
+            };
+            let count = query_rows(conn, &count_sql, &last, 0, |r| r.get::<_, i64>(0))?;
+            let mut rows = blake3::Hasher::new();
+            rows.update(&count.first().copied().unwrap_or(0).to_le_bytes());
+            // The rows at both ends of what was read, every column.
+            for order in ["DESC", "ASC"] {
+                let sql = format!(
+                    "{} WHERE {} ORDER BY {id} {order}, {rid} {order} LIMIT ?3",
+                    schema.select,
+                    schema.upto(&last)
+                );
+                query_rows(conn, &sql, &last, IDENTITY_ROWS, |r| {
+                    for i in 0..7 {
+                        hash_value(&mut rows, r.get_ref(i)?);
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok::<_, rusqlite::Error>(Some(rows.finalize()))
+        })();
+        match checks {
+            Ok(Some(rows)) => {
+                h.update(rows.as_bytes());
+                Ok(LogIdentity(*h.finalize().as_bytes()))
+            }
+            Ok(None) => Err(SourceError(format!(
+                "{}: the last row read before was deleted or its id changed",
+                self.place(&schema.table, *rowid)
+            ))),
+            Err(e) => Err(self.sql_err(e)),
+        }
+    }
+
+    fn resume(&mut self, pos: &ResumePos) -> Result<(), SourceError> {
+        let ResumePos::Row { last } = pos else {
+            return Err(SourceError(format!(
+                "{}: {pos:?} is not a SQLite position",
+                self.display
+            )));
+        };
+        self.ensure_open()?;
+        self.last = last.as_ref().map(|(k, r)| (KeyVal::from(k), *r));
+        self.drained = false;
+        Ok(())
     }
 }
 

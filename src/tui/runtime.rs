@@ -27,6 +27,7 @@ use super::fetch::{Engine, Fetcher};
 use super::keymap::Keymap;
 use super::panes;
 use crate::image::MemoryImage;
+use crate::image::snapshot::{Restore, SnapshotCache};
 use crate::log::Loc;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -60,6 +61,9 @@ pub struct Options {
     pub progress_file: Option<PathBuf>,
     /// When the process started, for the first-frame timing.
     pub started: Instant,
+    /// The snapshot cache: restored from before the first load, saved to
+    /// after it.
+    pub cache: Option<SnapshotCache>,
 }
 
 /// Everything the main loop waits for.
@@ -135,7 +139,7 @@ pub fn run(opts: Options) -> Result<Exit, String> {
             "EVSCOPE_TEST_PANIC=1: a deliberate panic after the first frame (tests check the terminal is restored)"
         );
     }
-    spawn_worker(shared.clone(), tx.clone(), opts.progress_file);
+    spawn_worker(shared.clone(), tx.clone(), opts.progress_file, opts.cache);
     drop(tx);
 
     let exit = main_loop(&mut guard, &shared, &mut app, &mut fetcher, &rx, &mut frame_log);
@@ -369,9 +373,24 @@ fn spawn_input(tx: Sender<Input>) {
 }
 
 /// The fold and the live tail, off the UI thread.
-fn spawn_worker(shared: Arc<Shared>, tx: Sender<Input>, progress_file: Option<PathBuf>) {
+fn spawn_worker(
+    shared: Arc<Shared>,
+    tx: Sender<Input>,
+    progress_file: Option<PathBuf>,
+    cache: Option<SnapshotCache>,
+) {
     std::thread::spawn(move || {
         let send = |m: Msg| tx.send(Input::Msg(m, Instant::now())).is_ok();
+        // Events restored from the snapshot cache: the fold below then
+        // only reads what was appended since. The file is read and checked
+        // without the lock (the slow part); installing it takes the lock.
+        let mut restored = None;
+        if let Some(cache) = &cache
+            && let Ok(Some(snap)) = cache.read()
+            && let Restore::Restored { events } = cache.install(&mut shared.lock_worker().image, snap)
+        {
+            restored = Some(events);
+        }
         let file_size = progress_file
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.len());
@@ -388,6 +407,7 @@ fn spawn_worker(shared: Arc<Shared>, tx: Sender<Input>, progress_file: Option<Pa
                     Ok(crate::log::Change::Appended) => draining = Some(false),
                     Ok(crate::log::Change::Reset(why)) => {
                         shared.lock_worker().reset();
+                        restored = None;
                         if !send(Msg::Reset(why)) {
                             return;
                         }
@@ -433,7 +453,13 @@ fn spawn_worker(shared: Arc<Shared>, tx: Sender<Input>, progress_file: Option<Pa
                 }
                 Ok(0) => {
                     draining = None;
-                    send(if initial { Msg::Loaded } else { Msg::Appended })
+                    let sent = send(if initial { Msg::Loaded } else { Msg::Appended });
+                    // After the first load, and after a reload (the log was
+                    // replaced: its old snapshot is stale).
+                    if initial && let Some(cache) = &cache {
+                        save_snapshot(&shared, cache, restored);
+                    }
+                    sent
                 }
                 Ok(_) if last_sent.elapsed() >= PROGRESS_EVERY => {
                     last_sent = Instant::now();
@@ -450,6 +476,19 @@ fn spawn_worker(shared: Arc<Shared>, tx: Sender<Input>, progress_file: Option<Pa
             }
         }
     });
+}
+
+/// Save the image to the snapshot cache after the initial load, when it is
+/// worth it. The worker does it in short steps under the lock, so keys are
+/// still answered; the tail waits until it is done (a second or two for
+/// ten million events). A failure is silent: it is only a cache, and the
+/// screen is not the place for it.
+fn save_snapshot(shared: &Shared, cache: &SnapshotCache, restored: Option<usize>) {
+    let len = shared.lock_worker().image.len();
+    if !cache.should_save(restored, len) {
+        return;
+    }
+    let _ = cache.save_in_steps(&mut |f| f(&mut shared.lock_worker().image));
 }
 
 /// Frame timings for measuring, written when `EVSCOPE_FRAME_LOG` names a

@@ -1,0 +1,1232 @@
+//! The snapshot cache: a folded image saved on disk, so reopening a big log
+//! does not fold it again from the start.
+//!
+//! A snapshot holds the log index (every [`Entry`]), the state after the
+//! last event, a few checkpoints near the end, and where the source
+//! stopped reading. Restoring one puts those back and resumes the source
+//! there; the next `load` folds only what was appended since.
+//!
+//! Checkpoints: all of them would be many states. The explorer opens at
+//! the end of the log (showing the last event's diff, which needs the state
+//! before it) and steps back from there, so the snapshot keeps the image's
+//! last eight checkpoints and then ever sparser ones further back, each
+//! stored as the changes from the next later one, within a budget of a
+//! sixteenth of the entries' size. Elsewhere the restored image has only
+//! the initial state to replay from, and rebuilds checkpoints where the
+//! user seeks (as after thinning).
+//!
+//! It is only a cache, so nothing in it is trusted:
+//! - the file is named by a key that hashes the log's canonical path and
+//!   kind, the field/column mapping, the reducer's text and initial state,
+//!   and the engine version with this format's number: another reducer or
+//!   another evscope never finds it;
+//! - the header repeats the full key, and a BLAKE3 hash of the payload
+//!   catches a truncated, flipped or garbage file;
+//! - the log must still be the same up to the saved position: the source
+//!   recomputes its [`LogIdentity`] there (JSONL: device, inode and hashes
+//!   of the first and last 4 KiB before the position and of samples
+//!   between; SQLite: device, inode, the table, and a hash of the row count
+//!   and of the rows at both ends up to the last row read) and it must
+//!   equal the saved one.
+//!
+//! Any mismatch means the snapshot is ignored (and deleted); the log is
+//! folded from the start as if there were no cache, and the next save
+//! replaces it. Saving writes a temporary file in the cache directory and
+//! renames it into place, so readers see an old file or a whole new one.
+//!
+//! Format (version [`FORMAT_VERSION`]): a fixed header (magic, format
+//! version, flags, key, payload length, payload hash), then the payload:
+//! the engine version, the source's display name, the resume position and
+//! identity, counts, the name and message tables, the last state, the
+//! stored checkpoints, a chunk index and the entries in chunks of 2^20
+//! (states are read on a second thread while the entries are read on the
+//! first). Entries are written
+//! as a flags byte plus varints, mostly deltas from the previous entry (an
+//! id one more, a line right after the previous one, a time sharing its
+//! prefix): about 12 bytes an event. Type and stream names and reducer
+//! error messages are written once and then referred to by number.
+
+mod codec;
+
+use super::{Entry, MemoryImage, Status};
+use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
+use crate::value::PVal;
+use codec::{
+    ArcTable, Corrupt, PtrTable, ReadTable, Reader, Shares, TextTable, get_ref, get_table, get_value,
+    put_bytes, put_table, put_value, put_varint, put_zigzag,
+};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The snapshot format. Any change to what is written, or to what a fold
+/// produces for the same input, must bump it.
+pub const FORMAT_VERSION: u32 = 1;
+/// Logs with fewer events are not saved: refolding them is about as fast
+/// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
+pub const DEFAULT_MIN_EVENTS: usize = 100_000;
+/// When the snapshots in the cache directory take more than this, the
+/// least recently used ones are deleted after a save.
+/// `EVSCOPE_CACHE_MAX_BYTES` overrides it.
+pub const DEFAULT_MAX_CACHE_BYTES: u64 = 4 << 30;
+
+const MAGIC: &[u8; 8] = b"EVSCSNAP";
+/// magic, format version, flags (0), key, payload length, payload hash.
+const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
+const EXTENSION: &str = "evsnap";
+const TEMP_PREFIX: &str = ".tmp-";
+/// Temporary files older than this were left by a process that died while
+/// saving; they are removed.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Checkpoints stored at most (see `checkpoints_to_store`).
+const MAX_STORED: usize = 40;
+
+// Entry flags: bits 0-1 the status, then what follows or is implied.
+const ST_OK: u8 = 0;
+const ST_INVALID: u8 = 1;
+const ST_ERROR: u8 = 2;
+const ST_MASK: u8 = 3;
+const F_STREAM: u8 = 1 << 2;
+const F_TIME: u8 = 1 << 3;
+/// The location is a SQLite row (else a JSONL line).
+const F_ROW: u8 = 1 << 4;
+/// The line starts right after the previous one / the rowid is one more.
+const F_POS_NEXT: u8 = 1 << 5;
+/// The line number is one more than the previous one.
+const F_LINE_NEXT: u8 = 1 << 6;
+/// The id is one more than the previous one.
+const F_ID_NEXT: u8 = 1 << 7;
+
+/// The engine version a snapshot must have been written by: a new evscope
+/// may fold differently (a fixed native, another jaq), so its snapshots are
+/// not shared.
+pub fn engine_version() -> String {
+    format!("evscope {} snapshot {FORMAT_VERSION}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The default cache directory: `$EVSCOPE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/evscope` (when absolute, as the XDG spec asks), else
+/// `~/.cache/evscope`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("EVSCOPE_CACHE_DIR") {
+        return Some(dir);
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Some(xdg.join("evscope"));
+    }
+    var("HOME").map(|h| h.join(".cache").join("evscope"))
+}
+
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// A hash of a reducer: its program text and its resolved initial state.
+pub fn reducer_identity(program: &str, init: &PVal) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"evscope reducer 1\0");
+    hash_field(&mut h, program.as_bytes());
+    hash_field(&mut h, init.to_json().as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// Length-prefixed, so fields cannot run into each other.
+fn hash_field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The snapshot file of one log folded by one reducer.
+#[derive(Clone, Debug)]
+pub struct SnapshotCache {
+    dir: PathBuf,
+    file: PathBuf,
+    key: [u8; 32],
+    /// How the source is named in messages now (invalid records' places
+    /// start with it; a snapshot saved under another name is renamed).
+    display: String,
+    min_events: usize,
+    max_bytes: u64,
+}
+
+/// Runs the function it is given on the image (taking and releasing
+/// whatever lock guards it).
+pub type WithImage<'a> = dyn FnMut(&mut dyn FnMut(&mut MemoryImage)) + 'a;
+
+/// (entries folded, the state after them), latest first.
+type Checkpoints = Vec<(usize, PVal)>;
+
+/// What a restore found.
+#[derive(Debug)]
+pub enum Restore {
+    /// No snapshot for this log and reducer.
+    Missing,
+    /// The image now holds this many events from the snapshot.
+    Restored { events: usize },
+    /// There was one but it could not be used (why); it was deleted.
+    Ignored(String),
+}
+
+/// What a save wrote.
+#[derive(Debug)]
+pub struct Saved {
+    pub events: usize,
+    pub bytes: u64,
+}
+
+/// A snapshot read and checked (header, hash, format), not yet validated
+/// against the log.
+pub struct Snapshot {
+    pos: ResumePos,
+    identity: LogIdentity,
+    entries: Vec<Entry>,
+    names: Vec<Arc<str>>,
+    last: PVal,
+    /// Checkpoints near the end of the log.
+    checkpoints: Checkpoints,
+    ascending: bool,
+    invalid: usize,
+    errors: usize,
+}
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl SnapshotCache {
+    /// The cache of the log `spec` folded by `program` from `init`, in
+    /// [`cache_dir`]. An error when there is no cache directory or the log
+    /// cannot be found.
+    pub fn new(spec: &SourceSpec, program: &str, init: &PVal) -> Result<SnapshotCache, String> {
+        let dir = cache_dir().ok_or("no cache directory (set EVSCOPE_CACHE_DIR, XDG_CACHE_HOME or HOME)")?;
+        SnapshotCache::in_dir(dir, spec, program, init)
+    }
+
+    /// Like [`SnapshotCache::new`] in a given directory.
+    pub fn in_dir(
+        dir: PathBuf,
+        spec: &SourceSpec,
+        program: &str,
+        init: &PVal,
+    ) -> Result<SnapshotCache, String> {
+        // The canonical path: `./a.jsonl`, `a.jsonl` and a symlink to it
+        // are one log.
+        let path = std::fs::canonicalize(&spec.path).map_err(|e| format!("{}: {e}", spec.display))?;
+        let mut h = blake3::Hasher::new();
+        h.update(b"evscope snapshot key 1\0");
+        hash_field(&mut h, engine_version().as_bytes());
+        hash_field(&mut h, path.as_os_str().as_encoded_bytes());
+        h.update(&[match spec.kind {
+            SourceKind::Jsonl => 1,
+            SourceKind::Sqlite => 2,
+        }]);
+        let m = &spec.mapping;
+        for field in [&m.table, &m.id, &m.ty, &m.data, &m.stream, &m.time, &m.meta] {
+            match field {
+                None => {
+                    h.update(&[0]);
+                }
+                Some(name) => {
+                    h.update(&[1]);
+                    hash_field(&mut h, name.as_bytes());
+                }
+            }
+        }
+        h.update(&reducer_identity(program, init));
+        let key = *h.finalize().as_bytes();
+        let name: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(SnapshotCache {
+            file: dir.join(format!("{name}.{EXTENSION}")),
+            dir,
+            key,
+            display: spec.display.clone(),
+            min_events: env_number("EVSCOPE_CACHE_MIN_EVENTS").unwrap_or(DEFAULT_MIN_EVENTS),
+            max_bytes: env_number("EVSCOPE_CACHE_MAX_BYTES").unwrap_or(DEFAULT_MAX_CACHE_BYTES),
+        })
+    }
+
+    /// The snapshot file's path.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// Whether to save after a load: the log is big enough, and either
+    /// nothing was restored or much was folded since (so appends to a big
+    /// log do not rewrite its snapshot on every open).
+    pub fn should_save(&self, restored: Option<usize>, len: usize) -> bool {
+        len >= self.min_events
+            && match restored {
+                None => true,
+                Some(n) => len.saturating_sub(n) >= self.min_events.max(n / 10),
+            }
+    }
+
+    /// Restore `image` (nothing loaded yet) from its snapshot, if there is
+    /// a valid one.
+    pub fn restore(&self, image: &mut MemoryImage) -> Restore {
+        match self.read() {
+            Ok(None) => Restore::Missing,
+            Ok(Some(snap)) => self.install(image, snap),
+            Err(why) => Restore::Ignored(why),
+        }
+    }
+
+    /// Read and check the snapshot file (the slow part of a restore, which
+    /// needs no image). `Ok(None)` when there is none. A corrupt or
+    /// mismatched file is deleted.
+    pub fn read(&self) -> Result<Option<Snapshot>, String> {
+        let bytes = match std::fs::read(&self.file) {
+            Ok(b) => b,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", self.file.display())),
+        };
+        match decode(&bytes, &self.key, &self.display) {
+            Ok(snap) => Ok(Some(snap)),
+            Err(Corrupt(why)) => {
+                self.discard();
+                Err(format!("{}: {why}", self.file.display()))
+            }
+        }
+    }
+
+    /// Check `snap` against the log as it is now and, when it still
+    /// matches, put it into `image` (which must not have loaded anything).
+    pub fn install(&self, image: &mut MemoryImage, snap: Snapshot) -> Restore {
+        match image.restore_snapshot(snap) {
+            Ok(events) => {
+                // Mark it recently used, for the size limit's eviction.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&self.file)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Restore::Restored { events }
+            }
+            Err(why) => {
+                self.discard();
+                Restore::Ignored(why)
+            }
+        }
+    }
+
+    /// Delete the snapshot file (it is stale or corrupt).
+    pub fn discard(&self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+
+    /// Save `image` (all loaded) in one go.
+    pub fn save(&self, image: &mut MemoryImage) -> Result<Saved, String> {
+        let mut w = image.snapshot_writer(&self.display)?;
+        while !image.snapshot_entries(&mut w, usize::MAX)? {}
+        self.write(w)
+    }
+
+    /// Save the image, reaching it only through `with` and in short steps
+    /// (about 100k entries each), so a caller that shares the image behind
+    /// a lock (the explorer) can release it between steps. The image must
+    /// not be reset meanwhile; one that shrank is noticed and not saved.
+    pub fn save_in_steps(&self, with: &mut WithImage<'_>) -> Result<Saved, String> {
+        const STEP: usize = 100_000;
+        let mut writer = Err(String::new());
+        with(&mut |image| writer = image.snapshot_writer(&self.display));
+        let mut w = writer?;
+        loop {
+            let mut step = Ok(false);
+            with(&mut |image| step = image.snapshot_entries(&mut w, STEP));
+            if step? {
+                break;
+            }
+        }
+        self.write(w)
+    }
+
+    /// Finish the payload and write the file atomically, then keep the
+    /// cache directory under its size limit.
+    fn write(&self, w: SnapshotWriter) -> Result<Saved, String> {
+        let events = w.total;
+        let parts = w.finish()?;
+        let len: usize = parts.iter().map(Vec::len).sum();
+        let mut hash = blake3::Hasher::new();
+        for p in &parts {
+            hash.update(p);
+        }
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&self.key);
+        header.extend_from_slice(&(len as u64).to_le_bytes());
+        header.extend_from_slice(hash.finalize().as_bytes());
+        let err = |e: std::io::Error| format!("{}: {e}", self.dir.display());
+        // Private: snapshots hold data from the user's logs.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(err)?;
+        }
+        // tempfile creates it with mode 0600, in the cache directory (never
+        // next to the log), and removes it if anything below fails.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(&format!(".{EXTENSION}-part"))
+            .tempfile_in(&self.dir)
+            .map_err(err)?;
+        tmp.write_all(&header).map_err(err)?;
+        for p in &parts {
+            tmp.write_all(p).map_err(err)?;
+        }
+        // No fsync: after a crash a torn file fails its hash and is ignored.
+        tmp.persist(&self.file).map_err(|e| err(e.error))?;
+        self.evict();
+        Ok(Saved {
+            events,
+            bytes: (HEADER_LEN + len) as u64,
+        })
+    }
+
+    /// Delete the least recently used snapshots past the size limit (never
+    /// this one), and temporary files left by crashed saves. Best effort.
+    fn evict(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut snaps = Vec::new();
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().unwrap_or(now);
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) {
+                if now.duration_since(modified).is_ok_and(|age| age > STALE_TEMP) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            } else if meta.is_file() && path.extension().is_some_and(|e| e == EXTENSION) {
+                snaps.push((modified, meta.len(), path));
+            }
+        }
+        let mut total: u64 = snaps.iter().map(|s| s.1).sum();
+        snaps.sort();
+        for (_, len, path) in snaps {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != self.file && std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+}
+
+/// Which part of the log the previous entry covered: entries are written
+/// as differences from it. It starts afresh at each chunk, so chunks can
+/// be read independently.
+#[derive(Default)]
+struct Prev {
+    id: i64,
+    /// JSONL: where the line after the previous one would start.
+    next_offset: u64,
+    line: u64,
+    rowid: i64,
+    time: Option<Arc<str>>,
+}
+
+/// Entries per chunk.
+const CHUNK_ENTRIES: usize = 1 << 20;
+
+/// A snapshot being written: the entries so far and the string tables
+/// they refer to.
+pub struct SnapshotWriter {
+    /// Engine version, display name, position, identity and counts.
+    prefix: Vec<u8>,
+    /// The entries' bytes, chunk after chunk.
+    entries: Vec<u8>,
+    /// (entries, bytes) of each finished chunk.
+    chunks: Vec<(usize, usize)>,
+    /// Where the current chunk starts in `entries`, and its entries so far.
+    chunk_start: usize,
+    chunk_len: usize,
+    names: PtrTable,
+    messages: ArcTable,
+    prev: Prev,
+    display: String,
+    /// Entries written so far / to write.
+    next: usize,
+    total: usize,
+    last: PVal,
+    /// Checkpoints to store, latest first: (entries folded, state).
+    checkpoints: Vec<(usize, PVal)>,
+}
+
+impl SnapshotWriter {
+    fn end_chunk(&mut self) {
+        if self.chunk_len > 0 {
+            self.chunks
+                .push((self.chunk_len, self.entries.len() - self.chunk_start));
+        }
+        self.chunk_start = self.entries.len();
+        self.chunk_len = 0;
+        self.prev = Prev::default();
+    }
+
+    fn put_entry(&mut self, e: &Entry) {
+        if self.chunk_len == CHUNK_ENTRIES {
+            self.end_chunk();
+        }
+        self.chunk_len += 1;
+        let mut flags = match e.status {
+            Status::Ok => ST_OK,
+            Status::Invalid(_) => ST_INVALID,
+            Status::ReducerError(_) => ST_ERROR,
+        };
+        let prev = &mut self.prev;
+        if e.id == prev.id.wrapping_add(1) {
+            flags |= F_ID_NEXT;
+        }
+        if e.stream.is_some() {
+            flags |= F_STREAM;
+        }
+        if e.time.is_some() {
+            flags |= F_TIME;
+        }
+        match e.loc {
+            Loc::Line { offset, line, .. } => {
+                if offset == prev.next_offset {
+                    flags |= F_POS_NEXT;
+                }
+                if line == prev.line.wrapping_add(1) {
+                    flags |= F_LINE_NEXT;
+                }
+            }
+            Loc::Row { rowid } => {
+                flags |= F_ROW;
+                if rowid == prev.rowid.wrapping_add(1) {
+                    flags |= F_POS_NEXT;
+                }
+            }
+        }
+        let out = &mut self.entries;
+        out.push(flags);
+        if flags & F_ID_NEXT == 0 {
+            put_zigzag(out, e.id.wrapping_sub(prev.id));
+        }
+        self.names.put(out, &e.ty);
+        if let Some(s) = &e.stream {
+            self.names.put(out, s);
+        }
+        if let Some(t) = &e.time {
+            // Front coding: times of neighbouring events share most of
+            // their text.
+            let p = prev.time.as_deref().unwrap_or("").as_bytes();
+            let common = p.iter().zip(t.as_bytes()).take_while(|(a, b)| a == b).count();
+            put_varint(out, common as u64);
+            put_bytes(out, &t.as_bytes()[common..]);
+            prev.time = Some(t.clone());
+        }
+        match e.loc {
+            Loc::Line { offset, len, line } => {
+                if flags & F_POS_NEXT == 0 {
+                    put_varint(out, offset.wrapping_sub(prev.next_offset));
+                }
+                put_varint(out, u64::from(len));
+                if flags & F_LINE_NEXT == 0 {
+                    put_varint(out, line.wrapping_sub(prev.line));
+                }
+                prev.next_offset = offset.wrapping_add(u64::from(len)).wrapping_add(1);
+                prev.line = line;
+            }
+            Loc::Row { rowid } => {
+                if flags & F_POS_NEXT == 0 {
+                    put_zigzag(out, rowid.wrapping_sub(prev.rowid));
+                }
+                prev.rowid = rowid;
+            }
+        }
+        match &e.status {
+            Status::Ok => {}
+            Status::Invalid(inv) => {
+                put_zigzag(out, inv.id.wrapping_sub(e.id));
+                // The place starts with the source's display name, which
+                // may differ when the log is reopened by another path.
+                match inv.place.strip_prefix(self.display.as_str()) {
+                    Some(rest) => {
+                        out.push(1);
+                        put_bytes(out, rest.as_bytes());
+                    }
+                    None => {
+                        out.push(0);
+                        put_bytes(out, inv.place.as_bytes());
+                    }
+                }
+                put_bytes(out, inv.reason.as_bytes());
+            }
+            // By content: a reducer failing the same way on many events
+            // makes equal messages in separate allocations.
+            Status::ReducerError(m) => self.messages.put(out, m),
+        }
+        prev.id = e.id;
+    }
+
+    /// The finished payload, in parts: the prefix; the tables, the last
+    /// state and the chunk index; the entries.
+    fn finish(mut self) -> Result<Vec<Vec<u8>>, String> {
+        if self.next != self.total {
+            return Err("not every entry was written".into());
+        }
+        self.end_chunk();
+        let mut mid = Vec::new();
+        self.names.write(&mut mid);
+        put_table(&mut mid, self.messages.strings());
+        let mut state = Vec::new();
+        put_value(&mut state, &mut TextTable::default(), &self.last)?;
+        put_bytes(&mut mid, &state);
+        // Checkpoints, each as the changes that turn the next later one
+        // (the first: the last state) into it: small near the end, where
+        // neighbouring states share most of their nodes. Within a budget,
+        // a sixteenth of the entries' size.
+        let budget = (self.entries.len() / 16).max(1 << 20);
+        let mut stored: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut used = 0;
+        let mut later = &self.last;
+        for (count, state) in &self.checkpoints {
+            let changes = crate::diff::diff(later, state);
+            let mut bytes = Vec::new();
+            codec::put_changes(&mut bytes, &mut TextTable::default(), &changes)?;
+            used += bytes.len();
+            if used > budget {
+                break;
+            }
+            stored.push((*count, bytes));
+            later = state;
+        }
+        put_varint(&mut mid, stored.len() as u64);
+        for (count, bytes) in &stored {
+            put_varint(&mut mid, *count as u64);
+            put_bytes(&mut mid, bytes);
+        }
+        put_varint(&mut mid, self.chunks.len() as u64);
+        for (n, bytes) in &self.chunks {
+            put_varint(&mut mid, *n as u64);
+            put_varint(&mut mid, *bytes as u64);
+        }
+        Ok(vec![self.prefix, mid, self.entries])
+    }
+}
+
+fn put_pos(out: &mut Vec<u8>, pos: &ResumePos) {
+    match pos {
+        ResumePos::Line {
+            offset,
+            line,
+            partial,
+        } => {
+            out.push(1);
+            put_varint(out, *offset);
+            put_varint(out, *line);
+            out.push(u8::from(*partial));
+        }
+        ResumePos::Row { last } => {
+            out.push(2);
+            match last {
+                None => out.push(0),
+                Some((key, rowid)) => {
+                    out.push(1);
+                    match key {
+                        RowKey::Null => out.push(0),
+                        RowKey::Int(i) => {
+                            out.push(1);
+                            put_zigzag(out, *i);
+                        }
+                        RowKey::Real(f) => {
+                            out.push(2);
+                            out.extend_from_slice(&f.to_bits().to_le_bytes());
+                        }
+                        RowKey::Text(t) => {
+                            out.push(3);
+                            put_bytes(out, t);
+                        }
+                        RowKey::Blob(b) => {
+                            out.push(4);
+                            put_bytes(out, b);
+                        }
+                    }
+                    put_zigzag(out, *rowid);
+                }
+            }
+        }
+    }
+}
+
+fn get_pos(r: &mut Reader<'_>) -> Result<ResumePos, Corrupt> {
+    let bad = || Corrupt::new("bad position");
+    Ok(match r.u8()? {
+        1 => ResumePos::Line {
+            offset: r.varint()?,
+            line: r.varint()?,
+            partial: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(bad()),
+            },
+        },
+        2 => ResumePos::Row {
+            last: match r.u8()? {
+                0 => None,
+                1 => {
+                    let key = match r.u8()? {
+                        0 => RowKey::Null,
+                        1 => RowKey::Int(r.zigzag()?),
+                        2 => RowKey::Real(f64::from_bits(r.u64_le()?)),
+                        3 => RowKey::Text(r.bytes()?.to_vec()),
+                        4 => RowKey::Blob(r.bytes()?.to_vec()),
+                        _ => return Err(bad()),
+                    };
+                    Some((key, r.zigzag()?))
+                }
+                _ => return Err(bad()),
+            },
+        },
+        _ => return Err(bad()),
+    })
+}
+
+/// Check the header and hash of a snapshot file and decode its payload.
+fn decode(bytes: &[u8], key: &[u8; 32], display: &str) -> Result<Snapshot, Corrupt> {
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(Corrupt::new("not a snapshot file"));
+    }
+    let mut h = Reader::new(&bytes[8..HEADER_LEN]);
+    if h.take(4)? != FORMAT_VERSION.to_le_bytes() {
+        return Err(Corrupt::new("another snapshot format version"));
+    }
+    if h.take(4)? != [0; 4] {
+        return Err(Corrupt::new("unknown flags"));
+    }
+    if h.take(32)? != key {
+        return Err(Corrupt::new("made for another log or reducer"));
+    }
+    let len = h.u64_le()?;
+    let hash = h.take(32)?;
+    let payload = &bytes[HEADER_LEN..];
+    if len != payload.len() as u64 {
+        return Err(Corrupt::new("truncated or extended"));
+    }
+    if blake3::hash(payload).as_bytes() != hash {
+        return Err(Corrupt::new("its contents do not match their hash"));
+    }
+    decode_payload(payload, display)
+}
+
+/// Counts found while reading entries.
+#[derive(Default)]
+struct Seen {
+    invalid: u64,
+    errors: u64,
+}
+
+fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
+    let mut r = Reader::new(payload);
+    if r.str()? != engine_version() {
+        return Err(Corrupt::new("written by another version of evscope"));
+    }
+    // The name the source had when saved (invalid records' places were
+    // written without it).
+    let _saved_display = r.str()?;
+    let pos = get_pos(&mut r)?;
+    let mut identity = [0u8; 32];
+    identity.copy_from_slice(r.take(32)?);
+    // Each entry takes at least two bytes (flags and type).
+    let n = r.len(2)?;
+    let invalid = r.varint()?;
+    let errors = r.varint()?;
+    // Each entry uses at most two names (its type and stream).
+    let (names, uses) = codec::get_counted_table(&mut r, 2 * n as u64)?;
+    let messages = get_table(&mut r)?;
+    let state = r.bytes()?;
+    let stored = r.len(2)?;
+    let mut checkpoint_bytes = Vec::with_capacity(stored);
+    for _ in 0..stored {
+        let count = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+        if count > n || checkpoint_bytes.last().is_some_and(|&(c, _)| c <= count) {
+            return Err(Corrupt::new("checkpoints out of order"));
+        }
+        checkpoint_bytes.push((count, r.bytes()?));
+    }
+    let chunk_count = r.len(2)?;
+    let mut chunks = Vec::with_capacity(chunk_count);
+    for _ in 0..chunk_count {
+        chunks.push((r.len(2)?, r.len(1)?));
+    }
+    if chunks.iter().map(|c| c.0).sum::<usize>() != n
+        || chunks.iter().map(|c| c.1).sum::<usize>() != r.remaining()
+    {
+        return Err(Corrupt::new("the chunk index does not match the entries"));
+    }
+    let entry_bytes = r.take(r.remaining())?;
+    // The states on a second thread while this one reads the entries: the
+    // machine this is made for has two cores, and the two are independent.
+    let read_entries = || {
+        let mut entries = Vec::with_capacity(n);
+        let mut seen = Seen::default();
+        let mut shares = Shares::new(&names, uses);
+        let mut r = Reader::new(entry_bytes);
+        for (count, bytes) in chunks {
+            let mut cr = Reader::new(r.take(bytes)?);
+            decode_chunk(
+                &mut cr,
+                count,
+                &mut shares,
+                &messages,
+                display,
+                &mut entries,
+                &mut seen,
+            )?;
+            if cr.remaining() != 0 {
+                return Err(Corrupt::new("trailing bytes in a chunk"));
+            }
+        }
+        if (seen.invalid, seen.errors) != (invalid, errors) {
+            return Err(Corrupt::new("counts do not match the entries"));
+        }
+        Ok((entries, seen))
+    };
+    let read_states = || decode_states(state, &checkpoint_bytes);
+    let (read, states) = std::thread::scope(|scope| {
+        match std::thread::Builder::new().spawn_scoped(scope, read_states) {
+            Ok(handle) => {
+                let read = read_entries();
+                let states = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Corrupt::new("reading the states failed")));
+                (read, states)
+            }
+            // No thread to be had: one after the other.
+            Err(_) => (read_entries(), read_states()),
+        }
+    });
+    let (entries, seen) = read?;
+    let (last, checkpoints) = states?;
+    let ascending = entries.windows(2).all(|w| w[0].id < w[1].id);
+    Ok(Snapshot {
+        pos,
+        identity: LogIdentity(identity),
+        entries,
+        names,
+        last,
+        checkpoints,
+        ascending,
+        invalid: seen.invalid as usize,
+        errors: seen.errors as usize,
+    })
+}
+
+/// The last state, then each stored checkpoint from the changes that turn
+/// the next later one into it (so they share the nodes they did not
+/// change, as the image's own checkpoints do).
+fn decode_states(state: &[u8], stored: &[(usize, &[u8])]) -> Result<(PVal, Checkpoints), Corrupt> {
+    let mut sr = Reader::new(state);
+    let last = get_value(&mut sr, &mut ReadTable::default())?;
+    if sr.remaining() != 0 {
+        return Err(Corrupt::new("trailing bytes after the state"));
+    }
+    let mut out: Vec<(usize, PVal)> = Vec::with_capacity(stored.len());
+    for (count, bytes) in stored {
+        let mut cr = Reader::new(bytes);
+        let changes = codec::get_changes(&mut cr, &mut ReadTable::default())?;
+        if cr.remaining() != 0 {
+            return Err(Corrupt::new("trailing bytes after a checkpoint"));
+        }
+        let later = out.last().map_or(&last, |(_, s)| s);
+        let state = crate::diff::apply(later, &changes).map_err(Corrupt)?;
+        out.push((*count, state));
+    }
+    Ok((last, out))
+}
+
+/// Read `count` entries of one chunk, appending them to `out`.
+fn decode_chunk(
+    r: &mut Reader<'_>,
+    count: usize,
+    names: &mut Shares<'_>,
+    messages: &[Arc<str>],
+    display: &str,
+    out: &mut Vec<Entry>,
+    seen: &mut Seen,
+) -> Result<(), Corrupt> {
+    let mut prev = Prev::default();
+    let mut time_buf: Vec<u8> = Vec::new();
+    for _ in 0..count {
+        let flags = r.u8()?;
+        let id = if flags & F_ID_NEXT != 0 {
+            prev.id.wrapping_add(1)
+        } else {
+            prev.id.wrapping_add(r.zigzag()?)
+        };
+        let ty = names.take(r)?;
+        let stream = if flags & F_STREAM != 0 {
+            Some(names.take(r)?)
+        } else {
+            None
+        };
+        let time = if flags & F_TIME != 0 {
+            let common = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+            let suffix = r.bytes()?;
+            let p = prev.time.as_deref().unwrap_or("").as_bytes();
+            if common > p.len() {
+                return Err(Corrupt::new("bad time"));
+            }
+            let t = match &prev.time {
+                // The same time as the previous event: share it.
+                Some(t) if suffix.is_empty() && common == p.len() => t.clone(),
+                _ => {
+                    time_buf.clear();
+                    time_buf.extend_from_slice(&p[..common]);
+                    time_buf.extend_from_slice(suffix);
+                    let s = std::str::from_utf8(&time_buf).map_err(|_| Corrupt::new("bad time"))?;
+                    Arc::from(s)
+                }
+            };
+            prev.time = Some(t.clone());
+            Some(t)
+        } else {
+            None
+        };
+        let loc = if flags & F_ROW != 0 {
+            let rowid = if flags & F_POS_NEXT != 0 {
+                prev.rowid.wrapping_add(1)
+            } else {
+                prev.rowid.wrapping_add(r.zigzag()?)
+            };
+            prev.rowid = rowid;
+            Loc::Row { rowid }
+        } else {
+            let offset = if flags & F_POS_NEXT != 0 {
+                prev.next_offset
+            } else {
+                prev.next_offset.wrapping_add(r.varint()?)
+            };
+            let len = u32::try_from(r.varint()?).map_err(|_| Corrupt::new("bad line length"))?;
+            let line = if flags & F_LINE_NEXT != 0 {
+                prev.line.wrapping_add(1)
+            } else {
+                prev.line.wrapping_add(r.varint()?)
+            };
+            prev.next_offset = offset.wrapping_add(u64::from(len)).wrapping_add(1);
+            prev.line = line;
+            Loc::Line { offset, len, line }
+        };
+        let status = match flags & ST_MASK {
+            ST_OK => Status::Ok,
+            ST_INVALID => {
+                seen.invalid += 1;
+                let inv_id = id.wrapping_add(r.zigzag()?);
+                let renamed = r.u8()?;
+                let rest = r.str()?;
+                let place = match renamed {
+                    0 => rest.to_string(),
+                    1 => format!("{display}{rest}"),
+                    _ => return Err(Corrupt::new("bad place")),
+                };
+                let reason = r.str()?.to_string();
+                Status::Invalid(Box::new(Invalid {
+                    id: inv_id,
+                    place,
+                    reason,
+                }))
+            }
+            ST_ERROR => {
+                seen.errors += 1;
+                Status::ReducerError(get_ref(r, messages)?)
+            }
+            _ => return Err(Corrupt::new("bad status")),
+        };
+        prev.id = id;
+        out.push(Entry {
+            id,
+            ty,
+            stream,
+            time,
+            loc,
+            status,
+        });
+    }
+    Ok(())
+}
+
+impl MemoryImage {
+    /// Start a snapshot of everything loaded so far: where the source
+    /// stopped, its identity there, and the last state. The entries are
+    /// written by [`MemoryImage::snapshot_entries`].
+    pub fn snapshot_writer(&mut self, display: &str) -> Result<SnapshotWriter, String> {
+        let pos = self.source.position().map_err(|e| e.0)?;
+        // The position must be right after the last entry (all that was
+        // read was folded), or resuming there would skip or repeat records.
+        let consistent = match (&pos, self.fold.entries.last().map(|e| e.loc)) {
+            (_, None) => true,
+            (ResumePos::Line { offset, .. }, Some(Loc::Line { offset: o, len, .. })) => {
+                *offset >= o + u64::from(len)
+            }
+            (
+                ResumePos::Row {
+                    last: Some((_, rowid)),
+                },
+                Some(Loc::Row { rowid: r }),
+            ) => *rowid == r,
+            _ => false,
+        };
+        if !consistent {
+            return Err("the source has read past what was folded".into());
+        }
+        let identity = self.source.identity_at(&pos).map_err(|e| e.0)?;
+        let f = &self.fold;
+        let mut prefix = Vec::with_capacity(256);
+        put_bytes(&mut prefix, engine_version().as_bytes());
+        put_bytes(&mut prefix, display.as_bytes());
+        put_pos(&mut prefix, &pos);
+        prefix.extend_from_slice(&identity.0);
+        put_varint(&mut prefix, f.entries.len() as u64);
+        put_varint(&mut prefix, f.invalid as u64);
+        put_varint(&mut prefix, f.errors as u64);
+        Ok(SnapshotWriter {
+            prefix,
+            entries: Vec::with_capacity(f.entries.len() * 13 + 64),
+            chunks: Vec::new(),
+            chunk_start: 0,
+            chunk_len: 0,
+            names: PtrTable::default(),
+            messages: ArcTable::default(),
+            prev: Prev::default(),
+            display: display.to_string(),
+            next: 0,
+            total: f.entries.len(),
+            last: f.last.clone(),
+            checkpoints: self.checkpoints_to_store(),
+        })
+    }
+
+    /// The checkpoints worth storing, latest first: a restored image has
+    /// no others, and the explorer opens at the end of the log, showing the
+    /// diff of the last event and stepping back from there. So: the last
+    /// eight kept ones, then ever sparser ones (each at least twice as far
+    /// from the previous as the one before), up to [`MAX_STORED`]. Only the
+    /// image's own, so nothing is folded again to save.
+    fn checkpoints_to_store(&self) -> Vec<(usize, PVal)> {
+        let f = &self.fold;
+        let mut out = Vec::new();
+        let mut gap = 1;
+        let mut prev: Option<usize> = None;
+        // Slot 0 is the initial state, which every image has.
+        for c in (1..f.checkpoints.len()).rev() {
+            let Some(state) = &f.checkpoints[c] else { continue };
+            let count = c * f.interval;
+            if count >= f.entries.len() || prev.is_some_and(|p| p - c < gap) {
+                continue;
+            }
+            out.push((count, state.clone()));
+            prev = Some(c);
+            if out.len() >= MAX_STORED {
+                break;
+            }
+            if out.len() >= 8 {
+                gap *= 2;
+            }
+        }
+        out
+    }
+
+    /// Write up to `max` more entries; true when all are written.
+    pub fn snapshot_entries(&self, w: &mut SnapshotWriter, max: usize) -> Result<bool, String> {
+        let entries = &self.fold.entries;
+        if entries.len() < w.total {
+            return Err("the log was reloaded while being saved".into());
+        }
+        let end = w.total.min(w.next.saturating_add(max));
+        for e in &entries[w.next..end] {
+            w.put_entry(e);
+        }
+        w.next = end;
+        Ok(end == w.total)
+    }
+
+    /// Check a snapshot against the log as it is now, then put it in place
+    /// and resume the source after it. Returns how many events it held.
+    fn restore_snapshot(&mut self, snap: Snapshot) -> Result<usize, String> {
+        if !self.fold.entries.is_empty() {
+            return Err("the image has already loaded events".into());
+        }
+        let identity = self
+            .source
+            .identity_at(&snap.pos)
+            .map_err(|e| format!("the log changed: {}", e.0))?;
+        if identity != snap.identity {
+            return Err("the log changed since the snapshot (its fingerprint differs)".into());
+        }
+        if let Err(e) = self.source.resume(&snap.pos) {
+            self.source.rewind();
+            return Err(e.0);
+        }
+        let f = &mut self.fold;
+        let n = snap.entries.len();
+        f.entries = snap.entries;
+        f.names = snap.names.into_iter().map(|s| (s, ())).collect();
+        // Checkpoints: the initial state, the last state when it falls on
+        // one, and the stored ones; the image rebuilds the others where the
+        // user seeks.
+        let c = n / f.interval;
+        f.checkpoints = vec![None; c + 1];
+        f.checkpoints[0] = Some(f.init.clone());
+        if n.is_multiple_of(f.interval) {
+            f.checkpoints[c] = Some(snap.last.clone());
+        }
+        // The stored ones that fall on this image's checkpoints (all of
+        // them unless `--checkpoint-every` changed).
+        for (count, state) in snap.checkpoints {
+            if count.is_multiple_of(f.interval) && count / f.interval <= c {
+                f.checkpoints[count / f.interval] = Some(state);
+            }
+        }
+        f.focus = c;
+        f.thin_level = 0;
+        f.last = snap.last;
+        f.ascending = snap.ascending;
+        f.by_id.clear();
+        if !f.ascending {
+            for (i, e) in f.entries.iter().enumerate() {
+                f.by_id.entry(e.id).or_insert(i);
+            }
+        }
+        f.invalid = snap.invalid;
+        f.errors = snap.errors;
+        self.cache.clear();
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ImageOptions;
+    use crate::log::{self, SourceKind};
+    use crate::reduce::{DEFAULT_REDUCER, JqReducer};
+
+    /// A loaded image of a bundled example log and its snapshot payload.
+    fn image_and_payload(name: &str, kind: SourceKind) -> (MemoryImage, Vec<u8>) {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/examples")
+            .join(name);
+        let spec = SourceSpec {
+            kind,
+            path: path.clone(),
+            display: name.to_string(),
+            mapping: Default::default(),
+            accept_partial_last_line: true,
+        };
+        let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
+        let mut image = MemoryImage::new(
+            log::open(&spec).unwrap(),
+            reducer,
+            PVal::empty_obj(),
+            ImageOptions {
+                checkpoint_interval: 3,
+                ..ImageOptions::default()
+            },
+        );
+        image.load(&mut |_| {}).unwrap();
+        let mut w = image.snapshot_writer(name).unwrap();
+        // Small steps: chunk and step boundaries must not matter.
+        while !image.snapshot_entries(&mut w, 7).unwrap() {}
+        let payload = w.finish().unwrap().concat();
+        (image, payload)
+    }
+
+    #[test]
+    fn payloads_round_trip() {
+        for (name, kind) in [
+            ("bad.jsonl", SourceKind::Jsonl),
+            ("hostile.jsonl", SourceKind::Jsonl),
+            ("cart.db", SourceKind::Sqlite),
+        ] {
+            let (image, payload) = image_and_payload(name, kind);
+            let snap = decode_payload(&payload, name).unwrap();
+            assert_eq!(snap.entries, image.entries(), "{name}");
+            assert_eq!(&snap.last, image.last_state(), "{name}");
+            assert_eq!(
+                (snap.invalid, snap.errors),
+                (image.invalid_count(), image.error_count())
+            );
+            // Stored checkpoints, latest first, equal the image's.
+            assert!(!snap.checkpoints.is_empty(), "{name}");
+            for (count, state) in &snap.checkpoints {
+                assert_eq!(
+                    image.fold.checkpoints[count / 3].as_ref(),
+                    Some(state),
+                    "{name} at {count}"
+                );
+            }
+            // Reopened under another name, invalid records' places follow.
+            let renamed = decode_payload(&payload, "other/name.jsonl").unwrap();
+            for (a, b) in renamed.entries.iter().zip(image.entries()) {
+                if let (Status::Invalid(x), Status::Invalid(y)) = (&a.status, &b.status) {
+                    assert_eq!(x.place.replacen("other/name.jsonl", name, 1), y.place);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_payloads_are_errors_or_harmless_never_panics() {
+        // (The file's hash catches all of this first; the decoder must not
+        // rely on it.)
+        let (_, payload) = image_and_payload("bad.jsonl", SourceKind::Jsonl);
+        for cut in 0..payload.len() {
+            assert!(
+                decode_payload(&payload[..cut], "bad.jsonl").is_err(),
+                "cut at {cut}"
+            );
+        }
+        for at in 0..payload.len() {
+            for mask in [0x01u8, 0xff] {
+                let mut p = payload.clone();
+                p[at] ^= mask;
+                let _ = decode_payload(&p, "bad.jsonl");
+            }
+        }
+    }
+
+    #[test]
+    fn files_are_checked_before_their_payload_is_read() {
+        let (_, payload) = image_and_payload("bad.jsonl", SourceKind::Jsonl);
+        let key = [7u8; 32];
+        let mut file = Vec::new();
+        file.extend_from_slice(MAGIC);
+        file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&key);
+        file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        file.extend_from_slice(blake3::hash(&payload).as_bytes());
+        file.extend_from_slice(&payload);
+        assert!(decode(&file, &key, "bad.jsonl").is_ok());
+        assert!(decode(&file, &[8u8; 32], "bad.jsonl").is_err());
+        for at in 0..file.len() {
+            let mut f = file.clone();
+            f[at] ^= 0x10;
+            assert!(decode(&f, &key, "bad.jsonl").is_err(), "flip at {at} not caught");
+        }
+    }
+}

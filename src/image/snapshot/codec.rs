@@ -1,0 +1,697 @@
+//! The byte-level pieces of the snapshot format: varints, strings, string
+//! tables and a compact binary encoding of [`PVal`].
+//!
+//! Everything read is bounds-checked and every failure is a [`Corrupt`]
+//! error, never a panic: a snapshot file is only a cache and may be
+//! truncated, flipped or replaced by anything.
+
+use crate::diff::{Change, Op};
+use crate::value::{PObj, PVal, PathSeg};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+/// Why a snapshot could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub String);
+
+impl Corrupt {
+    pub fn new(what: impl Into<String>) -> Corrupt {
+        Corrupt(what.into())
+    }
+}
+
+/// Nesting deeper than this is neither written nor read: a state this deep
+/// is simply not cached, and a file claiming it is corrupt (so a crafted
+/// file cannot exhaust the stack).
+pub const MAX_DEPTH: usize = 2048;
+/// Below this much stack left, recursion continues on a new segment of
+/// [`STACK_GROWTH`] bytes.
+const STACK_RED_ZONE: usize = 64 * 1024;
+const STACK_GROWTH: usize = 1024 * 1024;
+
+// ---------------------------------------------------------------------
+// Writing
+
+/// `v` as a LEB128 varint.
+#[inline]
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A signed number, zigzag-encoded so small magnitudes stay short.
+#[inline]
+pub fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+// ---------------------------------------------------------------------
+// Reading
+
+/// A cursor over a snapshot's bytes.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, at: 0 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
+    #[inline]
+    pub fn u8(&mut self) -> Result<u8, Corrupt> {
+        let b = *self
+            .buf
+            .get(self.at)
+            .ok_or_else(|| Corrupt::new("unexpected end"))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64, Corrupt> {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return Err(Corrupt::new("varint overflow"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(Corrupt::new("varint overflow"));
+            }
+        }
+    }
+
+    #[inline]
+    pub fn zigzag(&mut self) -> Result<i64, Corrupt> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// A length that must fit in what is left (each counted item takes at
+    /// least `min_each` bytes), so garbage cannot ask for a huge allocation.
+    pub fn len(&mut self, min_each: usize) -> Result<usize, Corrupt> {
+        let n = self.varint()?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_each.max(1)) <= self.remaining() => Ok(n),
+            _ => Err(Corrupt::new("length out of range")),
+        }
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Corrupt> {
+        if n > self.remaining() {
+            return Err(Corrupt::new("unexpected end"));
+        }
+        let s = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    pub fn bytes(&mut self) -> Result<&'a [u8], Corrupt> {
+        let n = self.len(1)?;
+        self.take(n)
+    }
+
+    pub fn str(&mut self) -> Result<&'a str, Corrupt> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Corrupt::new("invalid UTF-8"))
+    }
+
+    pub fn u64_le(&mut self) -> Result<u64, Corrupt> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+// ---------------------------------------------------------------------
+// String tables
+//
+// Names (event types and streams) and reducer error messages are written
+// once, in a table before the entries, and entries refer to them by
+// index. Reading the table first also puts all its strings side by side
+// in memory, which keeps the reference counting of ten million entries
+// that share them in the cache.
+
+/// Hashes a pointer: the image interns type and stream names, so equal
+/// names share one allocation and the pointer is a perfect, cheap key.
+#[derive(Default)]
+pub struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// An `Arc<str>` compared by address. The table holds a clone, so the
+/// address cannot be freed and reused while the table lives. Two equal
+/// strings at different addresses just get two table entries.
+struct ByPtr(Arc<str>);
+
+impl PartialEq for ByPtr {
+    fn eq(&self, o: &ByPtr) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+impl Eq for ByPtr {}
+impl Hash for ByPtr {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_usize(self.0.as_ptr() as usize);
+    }
+}
+
+/// A table of strings keyed by address (for interned names), with how
+/// many times each was referred to.
+#[derive(Default)]
+pub struct PtrTable {
+    map: HashMap<ByPtr, u64, BuildHasherDefault<PtrHasher>>,
+    strings: Vec<Arc<str>>,
+    uses: Vec<u64>,
+}
+
+impl PtrTable {
+    /// Write the index of `s`, adding it to the table if new.
+    pub fn put(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+        let next = self.strings.len() as u64;
+        let k = *self.map.entry(ByPtr(s.clone())).or_insert_with(|| {
+            self.strings.push(s.clone());
+            self.uses.push(0);
+            next
+        });
+        self.uses[k as usize] += 1;
+        put_varint(out, k);
+    }
+
+    /// Write the table: its length, then each string and its use count.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.strings.len() as u64);
+        for (s, n) in self.strings.iter().zip(&self.uses) {
+            put_bytes(out, s.as_bytes());
+            put_varint(out, *n);
+        }
+    }
+}
+
+/// Read a table written by [`PtrTable::write`]: the strings and their use
+/// counts. The counts are not trusted (see [`Shares`]) but their sum must
+/// be at most `max_uses`.
+pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Arc<str>>, Vec<u64>), Corrupt> {
+    let n = r.len(2)?;
+    let (mut strings, mut uses) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut total = 0u64;
+    for _ in 0..n {
+        strings.push(Arc::from(r.str()?));
+        let u = r.varint()?;
+        total = total.saturating_add(u);
+        uses.push(u);
+    }
+    if total > max_uses {
+        return Err(Corrupt::new("use counts out of range"));
+    }
+    Ok((strings, uses))
+}
+
+/// Hands out clones of a table's strings without touching their reference
+/// counts one clone at a time.
+///
+/// Why: restoring ten million entries clones a stream name into each, and
+/// the names (100,000 of them in the benchmark log) are used in random
+/// order, so each `Arc::clone` is a cache miss on a reference count: about
+/// a second in all. Instead each count is raised once by the number of
+/// uses the writer recorded (a tight loop on one cache line), and each
+/// clone is then made from the pointer alone.
+pub struct Shares<'t> {
+    /// Each string's pointer beside the number of references still held
+    /// for clones not handed out yet: one cache line to touch per clone.
+    slots: Vec<(*const str, u64)>,
+    /// The table keeps every string alive while clones are handed out.
+    _table: &'t [Arc<str>],
+}
+
+impl<'t> Shares<'t> {
+    pub fn new(table: &'t [Arc<str>], uses: Vec<u64>) -> Shares<'t> {
+        let mut slots = Vec::with_capacity(table.len());
+        for (i, s) in table.iter().enumerate() {
+            let p = Arc::as_ptr(s);
+            let n = uses.get(i).copied().unwrap_or(0);
+            for _ in 0..n {
+                // SAFETY: `p` comes from a live `Arc` (the table holds it
+                // for as long as `self` borrows it); raising its count
+                // takes a reference that `take` hands out or `drop` returns.
+                unsafe { Arc::increment_strong_count(p) };
+            }
+            slots.push((p, n));
+        }
+        Shares { slots, _table: table }
+    }
+
+    /// A clone of the string at the index read from `r`.
+    #[inline]
+    pub fn take(&mut self, r: &mut Reader<'_>) -> Result<Arc<str>, Corrupt> {
+        let i = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+        let Some((p, left)) = self.slots.get_mut(i) else {
+            return Err(Corrupt::new("string reference out of range"));
+        };
+        if *left == 0 {
+            // More uses than recorded (a wrong count): take a new
+            // reference for this clone.
+            // SAFETY: as in `new`.
+            unsafe { Arc::increment_strong_count(*p) };
+        } else {
+            *left -= 1;
+        }
+        // SAFETY: a reference taken for this string (in `new`, or just
+        // above) is handed over to the new `Arc`; the pointer came from
+        // `Arc::as_ptr` of a string the table keeps alive.
+        Ok(unsafe { Arc::from_raw(*p) })
+    }
+}
+
+impl Drop for Shares<'_> {
+    fn drop(&mut self) {
+        // Give back the references not handed out (fewer uses than
+        // recorded, or reading stopped at a corrupt entry).
+        for &(p, n) in &self.slots {
+            for _ in 0..n {
+                // SAFETY: a reference taken in `new` and never handed out;
+                // the table still holds its own, so this never frees.
+                unsafe { Arc::decrement_strong_count(p) };
+            }
+        }
+    }
+}
+
+/// A table of strings keyed by content (for strings that repeat without
+/// sharing an allocation, such as a reducer's error messages).
+#[derive(Default)]
+pub struct ArcTable {
+    map: HashMap<Arc<str>, u64>,
+    strings: Vec<Arc<str>>,
+}
+
+impl ArcTable {
+    pub fn put(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+        let k = match self.map.get(s) {
+            Some(&k) => k,
+            None => {
+                let k = self.strings.len() as u64;
+                self.map.insert(s.clone(), k);
+                self.strings.push(s.clone());
+                k
+            }
+        };
+        put_varint(out, k);
+    }
+
+    pub fn strings(&self) -> &[Arc<str>] {
+        &self.strings
+    }
+}
+
+/// Write a table: its length, then each string.
+pub fn put_table(out: &mut Vec<u8>, strings: &[Arc<str>]) {
+    put_varint(out, strings.len() as u64);
+    for s in strings {
+        put_bytes(out, s.as_bytes());
+    }
+}
+
+/// Read a table written by [`put_table`].
+pub fn get_table(r: &mut Reader<'_>) -> Result<Vec<Arc<str>>, Corrupt> {
+    let n = r.len(1)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(Arc::from(r.str()?));
+    }
+    Ok(out)
+}
+
+/// The string a table index read from `r` refers to.
+#[inline]
+pub fn get_ref(r: &mut Reader<'_>, table: &[Arc<str>]) -> Result<Arc<str>, Corrupt> {
+    usize::try_from(r.varint()?)
+        .ok()
+        .and_then(|i| table.get(i))
+        .cloned()
+        .ok_or_else(|| Corrupt::new("string reference out of range"))
+}
+
+/// The writing side of the inline string table used inside a state: a
+/// string is written either as a reference to one written before (varint
+/// k >= 1: the k-th) or as 0 followed by its bytes, which makes it the next
+/// entry. A state is written in one go, so its table can be built as it
+/// goes; the repeated keys of a large state then cost a byte or two each
+/// and share one allocation when read back.
+#[derive(Default)]
+pub struct TextTable<'s> {
+    map: HashMap<&'s str, u64>,
+}
+
+impl<'s> TextTable<'s> {
+    pub fn put(&mut self, out: &mut Vec<u8>, s: &'s str) {
+        let next = self.map.len() as u64 + 1;
+        match self.map.entry(s) {
+            std::collections::hash_map::Entry::Occupied(e) => put_varint(out, *e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(next);
+                out.push(0);
+                put_bytes(out, s.as_bytes());
+            }
+        }
+    }
+}
+
+/// The reading side of [`TextTable`].
+#[derive(Default)]
+pub struct ReadTable {
+    strings: Vec<Arc<str>>,
+}
+
+impl ReadTable {
+    pub fn get(&mut self, r: &mut Reader<'_>) -> Result<Arc<str>, Corrupt> {
+        match r.varint()? {
+            0 => {
+                let s: Arc<str> = Arc::from(r.str()?);
+                self.strings.push(s.clone());
+                Ok(s)
+            }
+            k => usize::try_from(k - 1)
+                .ok()
+                .and_then(|i| self.strings.get(i))
+                .cloned()
+                .ok_or_else(|| Corrupt::new("string reference out of range")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Values
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const STR: u8 = 5;
+const ARR: u8 = 6;
+const OBJ: u8 = 7;
+
+/// Append `v`. Object keys come out in their (sorted) order; strings go
+/// through `table`. Fails only when the value is nested deeper than
+/// [`MAX_DEPTH`].
+pub fn put_value<'s>(out: &mut Vec<u8>, table: &mut TextTable<'s>, v: &'s PVal) -> Result<(), String> {
+    put_value_at(out, table, v, 0)
+}
+
+fn put_value_at<'s>(
+    out: &mut Vec<u8>,
+    table: &mut TextTable<'s>,
+    v: &'s PVal,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("the state is nested deeper than {MAX_DEPTH} levels"));
+    }
+    // Deep values on a thread with a small stack (the explorer's worker).
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || put_node(out, table, v, depth))
+}
+
+fn put_node<'s>(
+    out: &mut Vec<u8>,
+    table: &mut TextTable<'s>,
+    v: &'s PVal,
+    depth: usize,
+) -> Result<(), String> {
+    match v {
+        PVal::Null => out.push(NULL),
+        PVal::Bool(false) => out.push(FALSE),
+        PVal::Bool(true) => out.push(TRUE),
+        PVal::Int(i) => {
+            out.push(INT);
+            put_zigzag(out, *i);
+        }
+        PVal::Float(f) => {
+            out.push(FLOAT);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        PVal::Str(s) => {
+            out.push(STR);
+            table.put(out, s);
+        }
+        PVal::Arr(a) => {
+            out.push(ARR);
+            put_varint(out, a.len() as u64);
+            for x in a.iter() {
+                put_value_at(out, table, x, depth + 1)?;
+            }
+        }
+        PVal::Obj(o) => {
+            out.push(OBJ);
+            put_varint(out, o.len() as u64);
+            for (k, x) in o.iter() {
+                table.put(out, k);
+                put_value_at(out, table, x, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Read a value written by [`put_value`].
+pub fn get_value(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<PVal, Corrupt> {
+    get_value_at(r, table, 0)
+}
+
+fn get_value_at(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
+    if depth > MAX_DEPTH {
+        return Err(Corrupt::new("value nested too deep"));
+    }
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || get_node(r, table, depth))
+}
+
+fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
+    Ok(match r.u8()? {
+        NULL => PVal::Null,
+        FALSE => PVal::Bool(false),
+        TRUE => PVal::Bool(true),
+        INT => PVal::Int(r.zigzag()?),
+        FLOAT => PVal::Float(f64::from_bits(r.u64_le()?)),
+        STR => PVal::Str(table.get(r)?),
+        ARR => {
+            let n = r.len(1)?;
+            let mut items = imbl::Vector::new();
+            for _ in 0..n {
+                items.push_back(get_value_at(r, table, depth + 1)?);
+            }
+            PVal::Arr(Arc::new(items))
+        }
+        OBJ => {
+            let n = r.len(2)?;
+            let mut o = PObj::new();
+            for _ in 0..n {
+                let k = table.get(r)?;
+                let v = get_value_at(r, table, depth + 1)?;
+                o.insert(k, v);
+            }
+            PVal::Obj(o)
+        }
+        t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
+    })
+}
+
+// ---------------------------------------------------------------------
+// Change lists (checkpoints are stored as the changes from a later state)
+
+/// Append a change list: its length, then each change's op, path and
+/// (unless it removes) new value. `old` values are not written: applying
+/// the list needs only the new ones.
+pub fn put_changes<'s>(
+    out: &mut Vec<u8>,
+    table: &mut TextTable<'s>,
+    changes: &'s [Change],
+) -> Result<(), String> {
+    put_varint(out, changes.len() as u64);
+    for c in changes {
+        out.push(match c.op {
+            Op::Add => 0,
+            Op::Remove => 1,
+            Op::Replace => 2,
+        });
+        put_varint(out, c.path.len() as u64);
+        for seg in &c.path {
+            match seg {
+                PathSeg::Key(k) => {
+                    out.push(0);
+                    table.put(out, k);
+                }
+                PathSeg::Index(i) => {
+                    out.push(1);
+                    put_varint(out, *i as u64);
+                }
+            }
+        }
+        if c.op != Op::Remove {
+            let v = c.value.as_ref().ok_or("a change without its value")?;
+            put_value(out, table, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Read a change list written by [`put_changes`].
+pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<Vec<Change>, Corrupt> {
+    let n = r.len(2)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let op = match r.u8()? {
+            0 => Op::Add,
+            1 => Op::Remove,
+            2 => Op::Replace,
+            _ => return Err(Corrupt::new("bad change")),
+        };
+        let len = r.len(2)?;
+        let mut path = Vec::with_capacity(len);
+        for _ in 0..len {
+            path.push(match r.u8()? {
+                0 => PathSeg::Key(table.get(r)?),
+                1 => PathSeg::Index(usize::try_from(r.varint()?).map_err(|_| Corrupt::new("bad index"))?),
+                _ => return Err(Corrupt::new("bad change")),
+            });
+        }
+        let value = if op == Op::Remove {
+            None
+        } else {
+            Some(get_value(r, table)?)
+        };
+        out.push(Change {
+            op,
+            path,
+            old: None,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_hand_out_exactly_the_references_they_took() {
+        let table: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
+        let mut refs = Vec::new();
+        put_varint(&mut refs, 0);
+        put_varint(&mut refs, 1);
+        put_varint(&mut refs, 1);
+        put_varint(&mut refs, 7);
+        // Recorded uses: "a" 3 (one more than used), "b" 1 (one fewer).
+        let mut shares = Shares::new(&table, vec![3, 1]);
+        let mut r = Reader::new(&refs);
+        let got: Vec<Arc<str>> = (0..3).map(|_| shares.take(&mut r).unwrap()).collect();
+        assert!(shares.take(&mut r).is_err());
+        drop(shares);
+        assert_eq!(Arc::strong_count(&table[0]), 2);
+        assert_eq!(Arc::strong_count(&table[1]), 3);
+        drop(got);
+        assert_eq!(Arc::strong_count(&table[0]), 1);
+        assert_eq!(Arc::strong_count(&table[1]), 1);
+    }
+
+    #[test]
+    fn varints_round_trip_and_reject_overflow() {
+        let mut out = Vec::new();
+        let nums = [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        for n in nums {
+            put_varint(&mut out, n);
+        }
+        for z in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            put_zigzag(&mut out, z);
+        }
+        let mut r = Reader::new(&out);
+        for n in nums {
+            assert_eq!(r.varint(), Ok(n));
+        }
+        for z in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(r.zigzag(), Ok(z));
+        }
+        assert!(r.varint().is_err());
+        let eleven = [0xffu8; 11];
+        assert!(Reader::new(&eleven).varint().is_err());
+        assert!(Reader::new(&[0x80, 0x80]).varint().is_err());
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let text = r#"{"a":[1,-2,3.5,"x",null,true,false,{"":"x"}],"b":{"a":"x","c":[]},"n":1e300}"#;
+        let v = PVal::from_json(text).unwrap();
+        let mut out = Vec::new();
+        put_value(&mut out, &mut TextTable::default(), &v).unwrap();
+        let back = get_value(&mut Reader::new(&out), &mut ReadTable::default()).unwrap();
+        assert_eq!(back.to_json(), v.to_json());
+        // Every truncation is an error, not a panic.
+        for cut in 0..out.len() {
+            assert!(get_value(&mut Reader::new(&out[..cut]), &mut ReadTable::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn deep_values_are_refused_both_ways() {
+        let mut bytes = [ARR, 1].repeat(MAX_DEPTH + 2);
+        bytes.push(NULL);
+        assert!(get_value(&mut Reader::new(&bytes), &mut ReadTable::default()).is_err());
+        // As deep as allowed: read back on this (small) test thread.
+        let ok = &bytes[2 * 2..];
+        let v = get_value(&mut Reader::new(ok), &mut ReadTable::default()).unwrap();
+        let mut out = Vec::new();
+        put_value(&mut out, &mut TextTable::default(), &v).unwrap();
+        assert_eq!(out, ok);
+        // One level more is not written. (Built and dropped on a thread
+        // with room: dropping a deep value recurses too.)
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                let deeper = PVal::arr([PVal::arr([v])]);
+                assert!(put_value(&mut Vec::new(), &mut TextTable::default(), &deeper).is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn huge_lengths_are_refused_before_allocating() {
+        let mut out = vec![ARR];
+        put_varint(&mut out, u64::MAX / 2);
+        assert!(get_value(&mut Reader::new(&out), &mut ReadTable::default()).is_err());
+    }
+}
