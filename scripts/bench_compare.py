@@ -232,6 +232,9 @@ def measure(cmd, out_path, err_path, timeout, cap_mb, env=None):
         if elapsed > timeout or rss > cap_mb * 1024:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            for leftover in (time_file, out_path):  # partial output of a killed run
+                if os.path.exists(leftover):
+                    os.remove(leftover)
             if elapsed > timeout:
                 return Result("timeout", elapsed, peak_kb / 1024, f"> {timeout:g} s")
             return Result("rsscap", elapsed, rss / 1024,
@@ -239,6 +242,7 @@ def measure(cmd, out_path, err_path, timeout, cap_mb, env=None):
     try:
         with open(time_file) as f:
             last = f.read().strip().splitlines()[-1]
+        os.remove(time_file)
         wall_s, rss_kb = last.split()
         wall, rss_mb = float(wall_s), int(rss_kb) / 1024
     except (OSError, IndexError, ValueError):
