@@ -18,8 +18,9 @@
 //! It is only a cache, so nothing in it is trusted:
 //! - the file is named by a key that hashes the log's canonical path and
 //!   kind, the field/column mapping, the reducer's text and initial state,
-//!   and the engine version with this format's number: another reducer or
-//!   another evscope never finds it;
+//!   and the engine version with this format's number and the build (the
+//!   executable's size and time): another reducer or another evscope never
+//!   finds it;
 //! - the header repeats the full key, and a BLAKE3 hash of the payload
 //!   catches a truncated, flipped or garbage file;
 //! - the log must still be the same up to the saved position: the source
@@ -122,6 +123,26 @@ pub fn cache_dir() -> Option<PathBuf> {
         return Some(xdg.join("evscope"));
     }
     var("HOME").map(|h| h.join(".cache").join("evscope"))
+}
+
+/// Which build of evscope this is: the size and modification time of the
+/// running executable. Builds from a checkout keep one version number while
+/// the fold changes under it; a rebuilt binary must not trust the
+/// snapshots of the one before. (A reinstalled identical binary only costs
+/// one refold.)
+fn build_identity() -> Vec<u8> {
+    let meta = std::env::current_exe().and_then(std::fs::metadata);
+    match meta {
+        Ok(m) => {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            [m.len().to_le_bytes().as_slice(), &mtime.to_le_bytes()].concat()
+        }
+        Err(_) => b"unknown".to_vec(),
+    }
 }
 
 fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -228,6 +249,7 @@ impl SnapshotCache {
         let mut h = blake3::Hasher::new();
         h.update(b"evscope snapshot key 1\0");
         hash_field(&mut h, engine_version().as_bytes());
+        hash_field(&mut h, &build_identity());
         hash_field(&mut h, path.as_os_str().as_encoded_bytes());
         h.update(&[match spec.kind {
             SourceKind::Jsonl => 1,
@@ -738,6 +760,10 @@ fn decode(bytes: &[u8], key: &[u8; 32], display: &str) -> Result<Snapshot, Corru
 struct Seen {
     invalid: u64,
     errors: u64,
+    /// The last id read, and whether ids rose strictly so far (a second
+    /// pass over a gigabyte of entries to find out would cost more).
+    last_id: Option<i64>,
+    descending_somewhere: bool,
 }
 
 fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
@@ -822,7 +848,7 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     });
     let (entries, seen) = read?;
     let (last, checkpoints) = states?;
-    let ascending = entries.windows(2).all(|w| w[0].id < w[1].id);
+    let ascending = !seen.descending_somewhere;
     Ok(Snapshot {
         pos,
         identity: LogIdentity(identity),
@@ -957,6 +983,10 @@ fn decode_chunk(
             _ => return Err(Corrupt::new("bad status")),
         };
         prev.id = id;
+        if seen.last_id.is_some_and(|l| l >= id) {
+            seen.descending_somewhere = true;
+        }
+        seen.last_id = Some(id);
         out.push(Entry {
             id,
             ty,
@@ -1166,6 +1196,7 @@ mod tests {
             let snap = decode_payload(&payload, name).unwrap();
             assert_eq!(snap.entries, image.entries(), "{name}");
             assert_eq!(&snap.last, image.last_state(), "{name}");
+            assert_eq!(snap.ascending, image.fold.ascending, "{name}");
             assert_eq!(
                 (snap.invalid, snap.errors),
                 (image.invalid_count(), image.error_count())
