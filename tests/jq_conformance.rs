@@ -14,7 +14,7 @@
 //! gives that answer and that jq really answers differently, so the list
 //! stays true.
 
-use evscope::reduce::jq::run_filter;
+use evscope::reduce::jq::{direct_engine_support, run_filter, run_filter_jaq};
 use evscope::value::PVal;
 use serde_json::Value;
 use std::io::Write;
@@ -849,5 +849,50 @@ fn deviations_are_deliberate_and_real() {
         problems.is_empty(),
         "deviation list is out of date:\n{}",
         problems.join("\n")
+    );
+}
+
+/// evscope runs reducers on its direct engine when it can, and on jaq
+/// otherwise; both must give the same outputs and the same error messages
+/// on every case (and most cases must run on the direct engine, or this
+/// compares little).
+#[test]
+fn direct_engine_agrees_with_jaq() {
+    let filters = CASES
+        .iter()
+        .map(|(f, i)| (*f, *i))
+        .chain(DEVIATIONS.iter().map(|(f, i, _, _)| (*f, *i)));
+    let (mut direct, mut total, mut problems) = (0, 0, Vec::new());
+    for (filter, input) in filters {
+        total += 1;
+        if let Err(why) = direct_engine_support(filter) {
+            if std::env::var("SHOW_UNSUPPORTED").is_ok() {
+                eprintln!("not direct: {filter}: {why}");
+            }
+            continue;
+        }
+        direct += 1;
+        let input = PVal::from_json(input).unwrap();
+        let show = |r: Result<Vec<PVal>, String>| match r {
+            Ok(vs) => vs.iter().map(PVal::to_jq_json).collect::<Vec<_>>().join(" "),
+            Err(e) => format!("error: {e}"),
+        };
+        let (a, b) = (
+            show(run_filter(filter, &input)),
+            show(run_filter_jaq(filter, &input)),
+        );
+        if a != b {
+            problems.push(format!("  {filter}\n    direct: {a}\n    jaq:    {b}"));
+        }
+    }
+    eprintln!("{direct} of {total} cases run on the direct engine");
+    assert!(
+        problems.is_empty(),
+        "the engines differ:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        direct * 10 >= total * 7,
+        "only {direct} of {total} cases run on the direct engine"
     );
 }

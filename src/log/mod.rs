@@ -28,22 +28,31 @@ pub struct Event {
     pub meta: Option<PVal>,
 }
 
+/// The keys of an event object, shared by every event (built once).
+fn event_keys() -> &'static [Arc<str>; 6] {
+    static KEYS: std::sync::OnceLock<[Arc<str>; 6]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| ["data", "id", "meta", "stream", "time", "type"].map(Arc::from))
+}
+
 impl Event {
     /// The event as the JSON object `{id, type, data, stream?, time?, meta?}`.
     pub fn to_pval(&self) -> PVal {
+        // Inserted in key order, with the shared keys: this runs for every
+        // event folded.
+        let [data, id, meta, stream, time, ty] = event_keys();
         let mut o = crate::value::PObj::new();
-        o.insert(Arc::from("id"), PVal::Int(self.id));
-        o.insert(Arc::from("type"), PVal::Str(self.ty.clone()));
-        o.insert(Arc::from("data"), self.data.clone());
+        o.insert(data.clone(), self.data.clone());
+        o.insert(id.clone(), PVal::Int(self.id));
+        if let Some(m) = &self.meta {
+            o.insert(meta.clone(), m.clone());
+        }
         if let Some(s) = &self.stream {
-            o.insert(Arc::from("stream"), PVal::Str(s.clone()));
+            o.insert(stream.clone(), PVal::Str(s.clone()));
         }
         if let Some(t) = &self.time {
-            o.insert(Arc::from("time"), PVal::Str(t.clone()));
+            o.insert(time.clone(), PVal::Str(t.clone()));
         }
-        if let Some(m) = &self.meta {
-            o.insert(Arc::from("meta"), m.clone());
-        }
+        o.insert(ty.clone(), PVal::Str(self.ty.clone()));
         PVal::Obj(o)
     }
 }

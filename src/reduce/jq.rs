@@ -4,6 +4,11 @@
 //! natives, `natives.rs`); each event then runs it with `.` = the state and
 //! `$event` = the event, and its last output is the new state.
 //!
+//! jaq is the engine of reference. The same program is also compiled for
+//! evscope's direct engine (`reduce::direct`), several times faster on
+//! typical reducers, which runs the events whenever it can and gives the
+//! same answers and messages; what it cannot run goes to jaq.
+//!
 //! Semantics follow jq 1.6 (the reference implementation). Known
 //! differences, each pinned by `DEVIATIONS` in `tests/jq_conformance.rs`:
 //!
@@ -38,6 +43,7 @@
 //!   values nested deeper than 1000 levels.
 
 use super::Reducer;
+use super::direct::{self, Outcome};
 use super::natives::{self, LutRef, StackExhausted};
 use crate::value::PVal;
 use crate::value::jaq::set_step_budget;
@@ -84,6 +90,9 @@ pub struct CompileError {
 pub struct JqReducer {
     source: String,
     main: Program,
+    /// The same program on the direct engine (`reduce::direct`), when it
+    /// runs there; events it gives up on run on `main`.
+    direct: Option<direct::Program>,
     /// The program `init` when the source defines a top-level 0-ary `init`.
     init: Option<Program>,
 }
@@ -106,8 +115,21 @@ impl JqReducer {
         Ok(JqReducer {
             source: code.to_string(),
             main,
+            direct: compile_direct(code).ok(),
             init,
         })
+    }
+
+    /// Whether events run on the direct engine (else all on jaq).
+    pub fn runs_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// [`Reducer::apply`] on jaq only (to compare the engines).
+    #[cfg(test)]
+    pub(crate) fn apply_on_jaq(&self, state: &PVal, event: &PVal) -> Result<PVal, String> {
+        run_last(&self.main, state.clone(), event.clone())?
+            .ok_or_else(|| "reducer produced no output".to_string())
     }
 
     /// The value of a 0-ary `init` defined in the program, if it defines one
@@ -130,16 +152,56 @@ impl JqReducer {
 
 impl Reducer for JqReducer {
     fn apply(&self, state: &PVal, event: &PVal) -> Result<PVal, String> {
-        run_last(&self.main, state.clone(), event.clone())?
-            .ok_or_else(|| "reducer produced no output".to_string())
+        let last = match &self.direct {
+            Some(d) => match guarded(STEP_BUDGET, || Ok(d.run_last(state.clone(), event.clone())))? {
+                Outcome::Done(last) => last,
+                Outcome::Error(e) => return Err(error_message(e)),
+                Outcome::Bail => run_last(&self.main, state.clone(), event.clone())?,
+            },
+            None => run_last(&self.main, state.clone(), event.clone())?,
+        };
+        last.ok_or_else(|| "reducer produced no output".to_string())
     }
 }
 
 /// Run an arbitrary jq program on `input` with `$event` = null and return
 /// all its outputs, or the message of the first error (a compile error as
-/// `origin:line:col: message`). Used by tests and tools.
+/// `origin:line:col: message`). Used by tests and tools. Runs on the direct
+/// engine when the program compiles there, as a reducer would.
 pub fn run_filter(code: &str, input: &PVal) -> Result<Vec<PVal>, String> {
     let program = compile_program(code, "<filter>").map_err(|e| e.to_string())?;
+    if let Ok(d) = compile_direct(code) {
+        let mut out = Vec::new();
+        let r = guarded(STEP_BUDGET, || {
+            Ok(d.run(input.clone(), PVal::Null, &mut |v| {
+                out.push(v);
+                Ok(())
+            }))
+        })?;
+        match r {
+            Ok(()) => return Ok(out),
+            Err(direct::Flow::Err(e)) => return Err(error_message(e)),
+            Err(_) => {}
+        }
+    }
+    run_filter_on_jaq(&program, input)
+}
+
+/// [`run_filter`] on jaq only (to compare the engines).
+#[doc(hidden)]
+pub fn run_filter_jaq(code: &str, input: &PVal) -> Result<Vec<PVal>, String> {
+    let program = compile_program(code, "<filter>").map_err(|e| e.to_string())?;
+    run_filter_on_jaq(&program, input)
+}
+
+/// Why `code` does not run on the direct engine (`Ok` when it does).
+#[doc(hidden)]
+pub fn direct_engine_support(code: &str) -> Result<(), String> {
+    compile_program(code, "<filter>").map_err(|e| e.to_string())?;
+    compile_direct(code).map(|_| ())
+}
+
+fn run_filter_on_jaq(program: &Program, input: &PVal) -> Result<Vec<PVal>, String> {
     guarded(STEP_BUDGET, || {
         let ctx = Ctx::<D>::new(LutRef(&program.lut), Vars::new([PVal::Null]));
         let mut out = Vec::new();
@@ -148,6 +210,70 @@ pub fn run_filter(code: &str, input: &PVal) -> Result<Vec<PVal>, String> {
         }
         Ok(out)
     })
+}
+
+/// Compile `code` (which jaq accepts) for the direct engine.
+fn compile_direct(code: &str) -> Result<direct::Program, String> {
+    let prelude = prelude().ok_or("no prelude")?;
+    direct::compile(code, prelude, native_sigs(), &mut |name, arity| {
+        Bridge::new(name, arity).map(std::sync::Arc::new)
+    })
+}
+
+/// The natives jaq is given, by name and arguments (`true`: a value).
+fn native_sigs() -> &'static [(&'static str, Vec<bool>)] {
+    static SIGS: OnceLock<Vec<(&'static str, Vec<bool>)>> = OnceLock::new();
+    SIGS.get_or_init(|| {
+        natives::funs()
+            .into_iter()
+            .map(|(name, args, _)| {
+                let args = args.iter().map(|a| matches!(a, jaq_core::Bind::Var(_))).collect();
+                (name, args)
+            })
+            .collect()
+    })
+}
+
+/// A native the direct engine does not implement, run by jaq: the program
+/// `name($__a0; ...)`, whose global variables are the arguments.
+pub(crate) struct Bridge {
+    program: Program,
+}
+
+impl Bridge {
+    fn new(name: &str, arity: usize) -> Option<Bridge> {
+        let vars: Vec<String> = (0..arity).map(|i| format!("$__a{i}")).collect();
+        let code = if arity == 0 {
+            name.to_string()
+        } else {
+            format!("{name}({})", vars.join("; "))
+        };
+        let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
+        let program = compile_with_vars(&code, "<native>", &vars).ok()?;
+        Some(Bridge { program })
+    }
+
+    /// Push the outputs of the native on `input` with `args`.
+    pub(crate) fn run(
+        &self,
+        input: PVal,
+        args: &[PVal],
+        out: &mut dyn FnMut(PVal) -> Result<(), direct::Flow>,
+    ) -> Result<(), direct::Flow> {
+        let ctx = Ctx::<D>::new(LutRef(&self.program.lut), Vars::new(args.iter().cloned()));
+        for r in self.program.id.run((ctx, input)) {
+            match r {
+                Ok(v) => out(v)?,
+                Err(e) => {
+                    return Err(match e.get_err() {
+                        Ok(e) => direct::Flow::Err(e),
+                        Err(_) => direct::Flow::Bail,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Run `program`, keeping only its last output.
@@ -181,14 +307,19 @@ fn guarded<T>(steps: u64, f: impl FnOnce() -> Result<T, String>) -> Result<T, St
     r
 }
 
-/// The message of an exception escaping the program: a string error is its
-/// text, any other error value its JSON (as jq prints them).
+/// The message of an error: a string error is its text, any other error
+/// value its JSON (as jq prints them).
+fn error_message(e: jaq_core::Error<PVal>) -> String {
+    match e.into_val() {
+        PVal::Str(s) => s.to_string(),
+        v => v.to_jq_json(),
+    }
+}
+
+/// The message of an exception escaping the program (see [`error_message`]).
 fn exn_message(e: jaq_core::Exn<PVal>) -> String {
     match e.get_err() {
-        Ok(e) => match e.into_val() {
-            PVal::Str(s) => s.to_string(),
-            v => v.to_jq_json(),
-        },
+        Ok(e) => error_message(e),
         // evscope defines no native that halts; should one appear, halting
         // still only ends this run.
         Err(e) => match e.get_halt() {
@@ -207,6 +338,11 @@ fn prelude() -> Option<&'static [Def<&'static str>]> {
 }
 
 fn compile_program(code: &str, origin: &str) -> Result<Program, CompileError> {
+    compile_with_vars(code, origin, &["$event"])
+}
+
+/// Compile `code` with the given global variables.
+fn compile_with_vars(code: &str, origin: &str, vars: &[&str]) -> Result<Program, CompileError> {
     let at = |offset: Option<usize>, message: String| {
         let (line, column) = line_col(code, offset.unwrap_or(0));
         CompileError {
@@ -230,7 +366,7 @@ fn compile_program(code: &str, origin: &str) -> Result<Program, CompileError> {
             .map_err(|errs| load_error(code, errs))?;
         jaq_core::Compiler::<_, D>::default()
             .with_funs(natives::funs())
-            .with_global_vars(["$event"])
+            .with_global_vars(vars.iter().copied())
             .compile(modules)
             .map_err(|errs| undefined_error(code, errs))
     }));

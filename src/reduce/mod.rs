@@ -5,6 +5,7 @@
 //! An error or no output is a *reducer error* recorded on that event; the
 //! state is left unchanged (see `image`).
 
+mod direct;
 pub mod jq;
 mod natives;
 

@@ -9,7 +9,7 @@
 use crate::value::jaq::{MAX_DEPTH, Res, Vector, arr, array_indices, err, kind_dump, split_str, write_json};
 use crate::value::{PObj, PVal};
 use jaq_core::box_iter::box_once;
-use jaq_core::native::{Filter, Fun, bome, run, unary, v};
+use jaq_core::native::{Filter, Fun, bome, run, v};
 use jaq_core::path::Opt;
 use jaq_core::{RunPtr, ValR, ValT as _};
 use std::cell::RefCell;
@@ -147,68 +147,125 @@ pub(crate) fn funs() -> Vec<Fun<D>> {
     core.chain(std).chain(own).collect()
 }
 
-fn own() -> Box<[Filter<RunPtr<D>>]> {
-    Box::new([
-        ("true", v(0), |_| bome(Ok(PVal::Bool(true)))),
-        ("false", v(0), |_| bome(Ok(PVal::Bool(false)))),
-        ("null", v(0), |_| bome(Ok(PVal::Null))),
-        ("not", v(0), |cv| bome(Ok(PVal::Bool(!cv.1.as_bool())))),
-        ("type", v(0), |cv| bome(Ok(type_of(&cv.1)))),
-        ("length", v(0), |cv| bome(length(cv.1))),
-        ("keys", v(0), |cv| bome(keys(cv.1))),
-        ("keys_unsorted", v(0), |cv| bome(keys(cv.1))),
-        ("has", v(1), |cv| unary(cv, |v, k| has(&v, &k))),
-        ("contains", v(1), |cv| unary(cv, |a, b| contains_checked(&a, &b))),
-        ("indices", v(1), |cv| unary(cv, |v, i| indices(&v, &i))),
-        ("tojson", v(0), |cv| bome(tojson(&cv.1))),
-        ("fromjson", v(0), |cv| bome(fromjson(&cv.1))),
-        ("tonumber", v(0), |cv| bome(tonumber(cv.1))),
-        ("tostring", v(0), |cv| bome(Ok(cv.1.into_string()))),
-        ("add", v(0), |cv| bome(add(cv.1))),
-        ("join", v(1), |cv| unary(cv, |v, sep| join(v, &sep))),
-        ("flatten", v(0), |cv| bome(flatten(cv.1, -1.0))),
-        ("flatten", v(1), |cv| unary(cv, |v, d| flatten_checked(v, &d))),
-        ("reverse", v(0), |cv| bome(reverse(cv.1))),
-        ("to_entries", v(0), |cv| bome(to_entries(cv.1))),
-        ("from_entries", v(0), |cv| bome(from_entries(cv.1))),
-        ("delpaths", v(1), |cv| unary(cv, delpaths)),
-        ("tostream", v(0), |cv| {
-            let mut out = Vec::new();
-            match tostream(cv.1, &mut Vec::new(), &mut out, 0) {
-                Ok(()) => Box::new(out.into_iter().map(Ok)),
+/// A native of evscope's own, as a plain function of its input and its
+/// arguments (in the order they are written). The same table serves jaq
+/// (through `own`) and the direct engine (`reduce::direct`), so both run
+/// the very same code.
+#[derive(Clone, Copy)]
+pub(crate) enum Plain {
+    /// `f`: one output from the input.
+    V0(fn(PVal) -> ValR<PVal>),
+    /// `f($a)`.
+    V1(fn(PVal, PVal) -> ValR<PVal>),
+    /// `f($a; $b; $c)`.
+    V3(fn(PVal, PVal, PVal, PVal) -> ValR<PVal>),
+    /// `f`: any number of outputs.
+    Many0(fn(PVal) -> Res<Vec<PVal>>),
+}
+
+/// Declares evscope's own natives once: `own` gives them to jaq, `plain`
+/// to the direct engine.
+macro_rules! own_natives {
+    ($($name:literal: $kind:ident $f:expr;)*) => {
+        fn own() -> Box<[Filter<RunPtr<D>>]> {
+            Box::new([$(($name, v(own_natives!(@arity $kind)), own_natives!(@jaq $kind $f))),*])
+        }
+
+        /// evscope's own native `name/arity`, if there is one.
+        pub(crate) fn plain(name: &str, arity: usize) -> Option<Plain> {
+            $(
+                if name == $name && arity == own_natives!(@arity $kind) {
+                    return Some(Plain::$kind($f));
+                }
+            )*
+            None
+        }
+    };
+    (@arity V0) => { 0 };
+    (@arity V1) => { 1 };
+    (@arity V3) => { 3 };
+    (@arity Many0) => { 0 };
+    (@jaq V0 $f:expr) => {
+        |cv| {
+            let f: fn(PVal) -> ValR<PVal> = $f;
+            bome(f(cv.1))
+        }
+    };
+    (@jaq V1 $f:expr) => {
+        |mut cv| {
+            let f: fn(PVal, PVal) -> ValR<PVal> = $f;
+            let a = cv.0.pop_var();
+            bome(f(cv.1, a))
+        }
+    };
+    (@jaq V3 $f:expr) => {
+        |mut cv| {
+            let f: fn(PVal, PVal, PVal, PVal) -> ValR<PVal> = $f;
+            let c = cv.0.pop_var();
+            let b = cv.0.pop_var();
+            let a = cv.0.pop_var();
+            bome(f(cv.1, a, b, c))
+        }
+    };
+    (@jaq Many0 $f:expr) => {
+        |cv| {
+            let f: fn(PVal) -> Res<Vec<PVal>> = $f;
+            match f(cv.1) {
+                Ok(out) => Box::new(out.into_iter().map(Ok)),
                 Err(e) => bome(Err(e)),
             }
-        }),
-        ("split", v(1), |cv| unary(cv, |v, sep| split1(&v, &sep))),
-        ("ltrimstr", v(1), |cv| unary(cv, |v, x| Ok(trim(v, &x, true)))),
-        ("rtrimstr", v(1), |cv| unary(cv, |v, x| Ok(trim(v, &x, false)))),
-        ("startswith", v(1), |cv| unary(cv, |v, x| affix(&v, &x, true))),
-        ("endswith", v(1), |cv| unary(cv, |v, x| affix(&v, &x, false))),
-        ("_match_impl", v(3), |mut cv| {
-            let test = cv.0.pop_var();
-            let flags = cv.0.pop_var();
-            let re = cv.0.pop_var();
-            bome(match_impl(&cv.1, &re, &flags, test.as_bool()))
-        }),
-        ("nan", v(0), |_| bome(Ok(PVal::Float(f64::NAN)))),
-        ("infinite", v(0), |_| bome(Ok(PVal::Float(f64::INFINITY)))),
-        ("isnan", v(0), |cv| bome(float_test(&cv.1, f64::is_nan))),
-        ("isinfinite", v(0), |cv| bome(float_test(&cv.1, f64::is_infinite))),
-        ("isnormal", v(0), |cv| bome(float_test(&cv.1, f64::is_normal))),
-        ("@text", v(0), |cv| bome(Ok(cv.1.into_string()))),
-        ("@json", v(0), |cv| bome(tojson(&cv.1))),
-        ("@html", v(0), |cv| {
-            bome(Ok(PVal::from(html(&cv.1.to_jq_string()))))
-        }),
-        ("@uri", v(0), |cv| bome(Ok(PVal::from(uri(&cv.1.to_jq_string()))))),
-        ("@csv", v(0), |cv| bome(csv_tsv(&cv.1, true))),
-        ("@tsv", v(0), |cv| bome(csv_tsv(&cv.1, false))),
-        ("@sh", v(0), |cv| bome(sh(&cv.1))),
-        ("@base64", v(0), |cv| {
-            bome(Ok(PVal::from(base64_encode(cv.1.to_jq_string().as_bytes()))))
-        }),
-        ("@base64d", v(0), |cv| bome(base64_decode(&cv.1))),
-    ])
+        }
+    };
+}
+
+own_natives! {
+    "true": V0 |_| Ok(PVal::Bool(true));
+    "false": V0 |_| Ok(PVal::Bool(false));
+    "null": V0 |_| Ok(PVal::Null);
+    "not": V0 |v| Ok(PVal::Bool(!v.as_bool()));
+    "type": V0 |v| Ok(type_of(&v));
+    "length": V0 length;
+    "keys": V0 keys;
+    "keys_unsorted": V0 keys;
+    "has": V1 |v, k| has(&v, &k);
+    "contains": V1 |a, b| contains_checked(&a, &b);
+    "indices": V1 |v, i| indices(&v, &i);
+    "tojson": V0 |v| tojson(&v);
+    "fromjson": V0 |v| fromjson(&v);
+    "tonumber": V0 tonumber;
+    "tostring": V0 |v| Ok(v.into_string());
+    "add": V0 add;
+    "join": V1 |v, sep| join(v, &sep);
+    "flatten": V0 |v| flatten(v, -1.0);
+    "flatten": V1 |v, d| flatten_checked(v, &d);
+    "reverse": V0 reverse;
+    "to_entries": V0 to_entries;
+    "from_entries": V0 from_entries;
+    "delpaths": V1 delpaths;
+    "tostream": Many0 |v| {
+        let mut out = Vec::new();
+        tostream(v, &mut Vec::new(), &mut out, 0).map(|()| out)
+    };
+    "split": V1 |v, sep| split1(&v, &sep);
+    "ltrimstr": V1 |v, x| Ok(trim(v, &x, true));
+    "rtrimstr": V1 |v, x| Ok(trim(v, &x, false));
+    "startswith": V1 |v, x| affix(&v, &x, true);
+    "endswith": V1 |v, x| affix(&v, &x, false);
+    "_match_impl": V3 |v, re, flags, test| match_impl(&v, &re, &flags, test.as_bool());
+    "nan": V0 |_| Ok(PVal::Float(f64::NAN));
+    "infinite": V0 |_| Ok(PVal::Float(f64::INFINITY));
+    "isnan": V0 |v| float_test(&v, f64::is_nan);
+    "isinfinite": V0 |v| float_test(&v, f64::is_infinite);
+    "isnormal": V0 |v| float_test(&v, f64::is_normal);
+    "@text": V0 |v| Ok(v.into_string());
+    "@json": V0 |v| tojson(&v);
+    "@html": V0 |v| Ok(PVal::from(html(&v.to_jq_string())));
+    "@uri": V0 |v| Ok(PVal::from(uri(&v.to_jq_string())));
+    "@csv": V0 |v| csv_tsv(&v, true);
+    "@tsv": V0 |v| csv_tsv(&v, false);
+    "@sh": V0 |v| sh(&v);
+    "@base64": V0 |v| Ok(PVal::from(base64_encode(v.to_jq_string().as_bytes())));
+    "@base64d": V0 |v| base64_decode(&v);
 }
 
 /// `type`, sharing one string per type name.

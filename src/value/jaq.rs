@@ -63,7 +63,7 @@ const STACK_RESERVE: usize = 192 * 1024;
 /// Consume one step; an error once the budget is spent or the stack runs
 /// low.
 #[inline]
-fn step() -> Result<(), Error<PVal>> {
+pub(crate) fn step() -> Result<(), Error<PVal>> {
     FUEL.with(|f| {
         let n = f.get();
         if n == 0 {
@@ -132,7 +132,7 @@ fn index_error(v: &PVal, k: &PVal) -> Error<PVal> {
     }
 }
 
-fn iterate_error(v: &PVal) -> Error<PVal> {
+pub(crate) fn iterate_error(v: &PVal) -> Error<PVal> {
     err(format!("Cannot iterate over {}", kind_dump(v)))
 }
 
@@ -386,7 +386,7 @@ pub(crate) fn array_indices(hay: &PArr, needle: &PArr) -> PVal {
 
 impl PVal {
     /// `.[k]` with jq 1.6's rules.
-    fn jq_index(&self, k: &PVal) -> ValR<PVal> {
+    pub(crate) fn jq_index(&self, k: &PVal) -> ValR<PVal> {
         match (self, k) {
             (PVal::Obj(o), PVal::Str(s)) => Ok(o.get(&**s).cloned().unwrap_or(PVal::Null)),
             (PVal::Arr(a), PVal::Int(i)) => Ok(arr_get(a, *i)),
@@ -413,23 +413,23 @@ impl PVal {
 
 // ---------------------------------------------------------------------------
 // Updates (`|=` and friends)
-
-/// First output of an update function: `Some(Ok(v))` to set, `None` to
-/// delete (jq 1.6 deletes a path whose update yields nothing).
-fn first<'a, I: Iterator<Item = ValX<'a, PVal>>>(mut it: I) -> Option<ValX<'a, PVal>> {
-    it.next()
-}
+//
+// The update of one path step, shared by jaq (`ValT::map_index` and
+// friends) and evscope's direct engine (`reduce::direct`), so both update
+// alike. They are generic over the error type: the update function `f`
+// gives the new value, `None` to delete (jq 1.6 deletes a path whose update
+// yields nothing), or an error, which ends the update.
 
 fn neg_index_error() -> Error<PVal> {
     err("Out of bounds negative array index")
 }
 
 /// `.[i] |= f` on an array (or null, as an empty array).
-fn update_arr<'a, I: Iterator<Item = ValX<'a, PVal>>>(
+fn update_arr<E: From<Error<PVal>>>(
     mut a: Vector,
     i: i64,
-    f: impl Fn(PVal) -> I,
-) -> ValX<'a, PVal> {
+    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
     let i = if i < 0 { i + a.len() as i64 } else { i };
     if i < 0 {
         return Err(neg_index_error().into());
@@ -442,59 +442,49 @@ fn update_arr<'a, I: Iterator<Item = ValX<'a, PVal>>>(
             Some(slot) => std::mem::take(slot),
             None => PVal::Null,
         };
-        match first(f(cur)) {
-            Some(Ok(y)) => {
+        match f(cur)? {
+            Some(y) => {
                 if let Some(slot) = a.get_mut(i) {
                     *slot = y;
                 }
             }
-            Some(Err(e)) => return Err(e),
             None => {
                 a.remove(i);
             }
         }
-    } else {
-        match first(f(PVal::Null)) {
-            Some(Ok(y)) => {
-                if i >= MAX_ARRAY_GROW {
-                    return Err(err("Array index too large").into());
-                }
-                while (a.len() as i64) < i {
-                    a.push_back(PVal::Null);
-                }
-                a.push_back(y);
-            }
-            Some(Err(e)) => return Err(e),
-            None => {}
+    } else if let Some(y) = f(PVal::Null)? {
+        if i >= MAX_ARRAY_GROW {
+            return Err(err("Array index too large").into());
         }
+        while (a.len() as i64) < i {
+            a.push_back(PVal::Null);
+        }
+        a.push_back(y);
     }
     Ok(arr(a))
 }
 
 /// `.[k] |= f` on an object (or null, as an empty object).
-fn update_obj<'a, I: Iterator<Item = ValX<'a, PVal>>>(
+fn update_obj<E>(
     mut o: PObj,
     k: &Arc<str>,
-    f: impl Fn(PVal) -> I,
-) -> ValX<'a, PVal> {
-    let cur = match o.get_mut(&**k) {
-        Some(slot) => Some(std::mem::take(slot)),
-        None => None,
-    };
-    let existed = cur.is_some();
-    match first(f(cur.unwrap_or_default())) {
-        Some(Ok(y)) => {
-            match o.get_mut(&**k) {
-                Some(slot) => *slot = y,
+    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
+    match o.get_mut(&**k) {
+        Some(slot) => {
+            // Take the value out so a uniquely owned child can be updated
+            // in place; on an error `o` is dropped, so the hole is never
+            // seen.
+            match f(std::mem::take(slot))? {
+                Some(y) => *slot = y,
                 None => {
-                    o.insert(k.clone(), y);
+                    o.remove(&**k);
                 }
-            };
+            }
         }
-        Some(Err(e)) => return Err(e),
         None => {
-            if existed {
-                o.remove(&**k);
+            if let Some(y) = f(PVal::Null)? {
+                o.insert(k.clone(), y);
             }
         }
     }
@@ -503,24 +493,119 @@ fn update_obj<'a, I: Iterator<Item = ValX<'a, PVal>>>(
 
 /// `.[s:e] |= f` on an array: the update must give an array, which
 /// replaces the slice; no output deletes it.
-fn update_slice<'a, I: Iterator<Item = ValX<'a, PVal>>>(
+fn update_slice<E: From<Error<PVal>>>(
     a: PArr,
     from: Option<&PVal>,
     upto: Option<&PVal>,
-    f: impl Fn(PVal) -> I,
-) -> ValX<'a, PVal> {
+    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
     let (s, e) = slice_bounds(a.len(), from, upto)?;
     let mut out = a.take(s);
-    match first(f(PVal::Arr(slice_arr(&a, s, e)))) {
-        Some(Ok(PVal::Arr(new))) => out.append(Arc::unwrap_or_clone(new)),
-        Some(Ok(_)) => {
+    match f(PVal::Arr(slice_arr(&a, s, e)))? {
+        Some(PVal::Arr(new)) => out.append(Arc::unwrap_or_clone(new)),
+        Some(_) => {
             return Err(err("A slice of an array can only be assigned another array").into());
         }
-        Some(Err(e)) => return Err(e),
         None => {}
     }
     out.append(a.skip(e));
     Ok(arr(out))
+}
+
+/// `v | .[index] |= f` (without counting a step).
+pub(crate) fn update_index<E: From<Error<PVal>>>(
+    v: PVal,
+    index: &PVal,
+    opt: Opt,
+    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
+    match (v, index) {
+        (PVal::Obj(o), PVal::Str(k)) => update_obj(o, k, f),
+        (PVal::Null, PVal::Str(k)) => update_obj(PObj::new(), k, f),
+        (PVal::Arr(a), PVal::Int(i)) => update_arr(Arc::unwrap_or_clone(a), *i, f),
+        (PVal::Arr(a), PVal::Float(x)) => update_arr(Arc::unwrap_or_clone(a), c_trunc_i64(*x), f),
+        (PVal::Null, PVal::Int(i)) => update_arr(Vector::new(), *i, f),
+        (PVal::Null, PVal::Float(x)) => update_arr(Vector::new(), c_trunc_i64(*x), f),
+        (PVal::Arr(a), PVal::Obj(o)) => {
+            let (s, e) = slice_key(o)?;
+            update_slice(a, s, e, f)
+        }
+        (PVal::Null, PVal::Obj(o)) => {
+            let (s, e) = slice_key(o)?;
+            update_slice(Arc::new(Vector::new()), s, e, f)
+        }
+        (PVal::Str(s), PVal::Obj(_)) => opt.fail(PVal::Str(s), |_| {
+            err("Cannot update field at object index of string").into()
+        }),
+        (v, k) => opt.fail(v, |v| index_error(&v, k).into()),
+    }
+}
+
+/// `v | .[] |= f` (without counting a step). Every element is updated from
+/// its original value; elements whose update yields nothing are removed
+/// (see the module docs of reduce::jq for how this differs from jq 1.6).
+pub(crate) fn update_values<E: From<Error<PVal>>>(
+    v: PVal,
+    opt: Opt,
+    mut f: impl FnMut(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
+    match v {
+        PVal::Arr(a) => {
+            let mut out = Vector::new();
+            for x in Arc::unwrap_or_clone(a) {
+                if let Some(y) = f(x)? {
+                    out.push_back(y);
+                }
+            }
+            Ok(arr(out))
+        }
+        PVal::Obj(o) => {
+            let mut out = o.clone();
+            for (k, v) in o {
+                match f(v)? {
+                    Some(y) => {
+                        if let Some(slot) = out.get_mut(&*k) {
+                            *slot = y;
+                        }
+                    }
+                    None => {
+                        out.remove(&*k);
+                    }
+                }
+            }
+            Ok(PVal::Obj(out))
+        }
+        v => opt.fail(v, |v| iterate_error(&v).into()),
+    }
+}
+
+/// `v | .[from:upto] |= f` (without counting a step).
+pub(crate) fn update_range<E: From<Error<PVal>>>(
+    v: PVal,
+    from: Option<&PVal>,
+    upto: Option<&PVal>,
+    opt: Opt,
+    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
+) -> Result<PVal, E> {
+    match v {
+        PVal::Arr(a) => update_slice(a, from, upto, f),
+        PVal::Null => update_slice(Arc::new(Vector::new()), from, upto, f),
+        v => opt.fail(v, |v| {
+            err(format!(
+                "Cannot update field at object index of {}",
+                v.type_name()
+            ))
+            .into()
+        }),
+    }
+}
+
+/// The first output of jaq's update function, as the shared update
+/// helpers take it.
+fn first_of<'a, I: Iterator<Item = ValX<'a, PVal>>>(
+    mut it: I,
+) -> Result<Option<PVal>, jaq_core::Exn<'a, PVal>> {
+    it.next().transpose()
 }
 
 // ---------------------------------------------------------------------------
@@ -751,6 +836,14 @@ impl std::ops::Neg for PVal {
     }
 }
 
+/// An object key: a string, else jq's error.
+pub(crate) fn object_key(k: PVal) -> Res<Arc<str>> {
+    match k {
+        PVal::Str(k) => Ok(k),
+        k => Err(err(format!("Object keys must be strings, not {}", kind_dump(&k)))),
+    }
+}
+
 impl jaq_core::ValT for PVal {
     fn from_num(n: &str) -> ValR<Self> {
         if n.bytes().all(|b| b.is_ascii_digit())
@@ -767,14 +860,7 @@ impl jaq_core::ValT for PVal {
         step()?;
         let mut o = PObj::new();
         for (k, v) in iter {
-            match k {
-                PVal::Str(k) => {
-                    o.insert(k, v);
-                }
-                k => {
-                    return Err(err(format!("Object keys must be strings, not {}", kind_dump(&k))));
-                }
-            }
+            o.insert(object_key(k)?, v);
         }
         Ok(PVal::Obj(o))
     }
@@ -830,40 +916,7 @@ impl jaq_core::ValT for PVal {
         f: impl Fn(Self) -> I,
     ) -> ValX<'a, Self> {
         step()?;
-        match self {
-            // Every element is updated from its original value; elements
-            // whose update yields nothing are removed (see the module docs
-            // of reduce::jq for how this differs from jq 1.6).
-            PVal::Arr(a) => {
-                let mut out = Vector::new();
-                for x in Arc::unwrap_or_clone(a) {
-                    match first(f(x)) {
-                        Some(Ok(y)) => out.push_back(y),
-                        Some(Err(e)) => return Err(e),
-                        None => {}
-                    }
-                }
-                Ok(arr(out))
-            }
-            PVal::Obj(o) => {
-                let mut out = o.clone();
-                for (k, v) in o {
-                    match first(f(v)) {
-                        Some(Ok(y)) => {
-                            if let Some(slot) = out.get_mut(&*k) {
-                                *slot = y;
-                            }
-                        }
-                        Some(Err(e)) => return Err(e),
-                        None => {
-                            out.remove(&*k);
-                        }
-                    }
-                }
-                Ok(PVal::Obj(out))
-            }
-            v => opt.fail(v, |v| iterate_error(&v).into()),
-        }
+        update_values(self, opt, |v| first_of(f(v)))
     }
 
     fn map_index<'a, I: Iterator<Item = ValX<'a, Self>>>(
@@ -873,26 +926,7 @@ impl jaq_core::ValT for PVal {
         f: impl Fn(Self) -> I,
     ) -> ValX<'a, Self> {
         step()?;
-        match (self, index) {
-            (PVal::Obj(o), PVal::Str(k)) => update_obj(o, k, f),
-            (PVal::Null, PVal::Str(k)) => update_obj(PObj::new(), k, f),
-            (PVal::Arr(a), PVal::Int(i)) => update_arr(Arc::unwrap_or_clone(a), *i, f),
-            (PVal::Arr(a), PVal::Float(x)) => update_arr(Arc::unwrap_or_clone(a), c_trunc_i64(*x), f),
-            (PVal::Null, PVal::Int(i)) => update_arr(Vector::new(), *i, f),
-            (PVal::Null, PVal::Float(x)) => update_arr(Vector::new(), c_trunc_i64(*x), f),
-            (PVal::Arr(a), PVal::Obj(o)) => {
-                let (s, e) = slice_key(o)?;
-                update_slice(a, s, e, f)
-            }
-            (PVal::Null, PVal::Obj(o)) => {
-                let (s, e) = slice_key(o)?;
-                update_slice(Arc::new(Vector::new()), s, e, f)
-            }
-            (PVal::Str(s), PVal::Obj(_)) => opt.fail(PVal::Str(s), |_| {
-                err("Cannot update field at object index of string").into()
-            }),
-            (v, k) => opt.fail(v, |v| index_error(&v, k).into()),
-        }
+        update_index(self, index, opt, |v| first_of(f(v)))
     }
 
     fn map_range<'a, I: Iterator<Item = ValX<'a, Self>>>(
@@ -902,17 +936,7 @@ impl jaq_core::ValT for PVal {
         f: impl Fn(Self) -> I,
     ) -> ValX<'a, Self> {
         step()?;
-        match self {
-            PVal::Arr(a) => update_slice(a, range.start, range.end, f),
-            PVal::Null => update_slice(Arc::new(Vector::new()), range.start, range.end, f),
-            v => opt.fail(v, |v| {
-                err(format!(
-                    "Cannot update field at object index of {}",
-                    v.type_name()
-                ))
-                .into()
-            }),
-        }
+        update_range(self, range.start, range.end, opt, |v| first_of(f(v)))
     }
 
     fn as_bool(&self) -> bool {
