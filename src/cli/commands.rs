@@ -315,9 +315,11 @@ impl Progress {
 /// Say on stderr what the fold skipped among the first `count` entries, so
 /// a state is never silently partial.
 fn warn_skipped(image: &MemoryImage, source: &str, count: usize) {
-    let entries = &image.entries()[..count.min(image.len())];
-    let inv = entries.iter().filter(|e| e.is_invalid()).count();
-    let err = entries.iter().filter(|e| e.reducer_error().is_some()).count();
+    let problems = image.entries().problems().iter().take_while(|(i, _)| *i < count);
+    let (inv, err) = problems.fold((0, 0), |(inv, err), (_, s)| match s {
+        Status::Invalid(_) => (inv + 1, err),
+        _ => (inv, err + 1),
+    });
     if inv + err > 0 {
         eprintln!(
             "evscope: warning: {inv} invalid event{} and {err} reducer error{} were skipped; \
@@ -478,8 +480,13 @@ fn cmd_check(
     let image = &loaded.image;
     let mut problems = 0usize;
     let describe = image.describe_source();
-    for e in image.entries() {
-        match &e.status {
+    let entries = image.entries();
+    for (i, status) in entries.problems() {
+        let (id, ty) = (
+            entries.id(*i).unwrap_or_default(),
+            entries.ty(*i).cloned().unwrap_or_default(),
+        );
+        match status {
             Status::Ok => {}
             Status::Invalid(inv) => {
                 problems += 1;
@@ -493,10 +500,10 @@ fn cmd_check(
             Status::ReducerError(msg) => {
                 problems += 1;
                 if json {
-                    let v = serde_json::json!({"kind": "reducer_error", "id": e.id, "type": &*e.ty, "message": &**msg});
+                    let v = serde_json::json!({"kind": "reducer_error", "id": id, "type": &*ty, "message": &**msg});
                     writeln!(out, "{v}")?;
                 } else {
-                    writeln!(out, "event {} ({}): reducer error: {msg}", e.id, e.ty)?;
+                    writeln!(out, "event {id} ({ty}): reducer error: {msg}")?;
                 }
             }
         }

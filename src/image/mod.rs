@@ -16,7 +16,10 @@
 //! stretch the user is looking at becomes dense again. Answers never change;
 //! only the time a far seek takes does.
 
+mod index;
 pub mod snapshot;
+
+pub use index::Index;
 
 use crate::diff::{Change, diff};
 use crate::log::{Change as LogChange, Event, Invalid, Loc, LogSource, Record, SourceError};
@@ -121,7 +124,7 @@ struct Fold {
     reducer: Arc<dyn Reducer>,
     init: PVal,
     interval: usize,
-    entries: Vec<Entry>,
+    entries: Index,
     /// `checkpoints[c]` is the state after the first `c * interval`
     /// entries, or `None` where it was thinned. `checkpoints[0]` is always
     /// the initial state.
@@ -139,21 +142,11 @@ struct Fold {
     ascending: bool,
     /// id → first index, built when ids stop being ascending.
     by_id: HashMap<i64, usize>,
-    /// Interned type and stream names: many events share them.
-    names: HashMap<Arc<str>, ()>,
     invalid: usize,
     errors: usize,
 }
 
 impl Fold {
-    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
-        if let Some((k, _)) = self.names.get_key_value(s) {
-            return k.clone();
-        }
-        self.names.insert(s.clone(), ());
-        s.clone()
-    }
-
     /// Thin far checkpoints while the process holds more than the budget.
     fn keep_to_budget(&mut self) {
         let Some(budget) = self.budget else { return };
@@ -189,7 +182,17 @@ impl Fold {
 
     fn push(&mut self, record: Record) {
         let index = self.entries.len();
-        let entry = match record.body {
+        let id = record.id();
+        if self.ascending && index > 0 && self.entries.id(index - 1).is_some_and(|prev| prev >= id) {
+            self.ascending = false;
+            for (i, e) in self.entries.ids().enumerate() {
+                self.by_id.entry(e).or_insert(i);
+            }
+        }
+        if !self.ascending {
+            self.by_id.entry(id).or_insert(index);
+        }
+        match record.body {
             Ok(event) => {
                 let status = match self.reducer.apply(&self.last, &event.to_pval()) {
                     Ok(next) => {
@@ -201,46 +204,28 @@ impl Fold {
                         Status::ReducerError(Arc::from(msg))
                     }
                 };
-                Entry {
-                    id: event.id,
-                    ty: self.intern(&event.ty),
-                    stream: event.stream.as_ref().map(|s| self.intern(s)),
-                    time: event.time,
-                    loc: record.loc,
-                    status,
-                }
+                let (ty, stream, time) = (&event.ty, event.stream.as_ref(), event.time.as_deref());
+                self.entries.push_parts(id, ty, stream, time, record.loc, status);
             }
             Err(invalid) => {
                 self.invalid += 1;
-                Entry {
-                    id: invalid.id,
-                    ty: Arc::from(""),
-                    stream: None,
-                    time: None,
-                    loc: record.loc,
-                    status: Status::Invalid(Box::new(invalid)),
-                }
-            }
-        };
-        if self.ascending
-            && let Some(prev) = self.entries.last()
-            && prev.id >= entry.id
-        {
-            self.ascending = false;
-            for (i, e) in self.entries.iter().enumerate() {
-                self.by_id.entry(e.id).or_insert(i);
+                let status = Status::Invalid(Box::new(invalid));
+                self.entries
+                    .push_parts(id, &empty_name(), None, None, record.loc, status);
             }
         }
-        if !self.ascending {
-            self.by_id.entry(entry.id).or_insert(index);
-        }
-        self.entries.push(entry);
         if self.entries.len().is_multiple_of(self.interval) {
             self.checkpoints.push(Some(self.last.clone()));
             self.focus = self.checkpoints.len() - 1;
             self.keep_to_budget();
         }
     }
+}
+
+/// The type an invalid record has: none.
+fn empty_name() -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
 /// Every state of a log folded through a reducer.
@@ -274,10 +259,9 @@ impl MemoryImage {
                 min_spread: options.min_spread.max(1),
                 init,
                 interval: options.checkpoint_interval.max(1),
-                entries: Vec::new(),
+                entries: Index::default(),
                 ascending: true,
                 by_id: HashMap::new(),
-                names: HashMap::new(),
                 invalid: 0,
                 errors: 0,
             },
@@ -381,11 +365,13 @@ impl MemoryImage {
         self.fold.entries.is_empty()
     }
 
-    pub fn entries(&self) -> &[Entry] {
+    /// The index of every record.
+    pub fn entries(&self) -> &Index {
         &self.fold.entries
     }
 
-    pub fn entry(&self, index: usize) -> Option<&Entry> {
+    /// The index entry of the record at `index`.
+    pub fn entry(&self, index: usize) -> Option<Entry> {
         self.fold.entries.get(index)
     }
 
@@ -420,19 +406,16 @@ impl MemoryImage {
     pub fn index_of(&self, id: i64) -> Result<usize, MissingId> {
         let entries = &self.fold.entries;
         if self.fold.ascending {
-            match entries.binary_search_by_key(&id, |e| e.id) {
-                Ok(i) => Ok(i),
-                Err(i) => Err(MissingId {
-                    id,
-                    before: i.checked_sub(1).map(|j| entries[j].id),
-                    after: entries.get(i).map(|e| e.id),
-                }),
-            }
+            entries.search_id(id).map_err(|i| MissingId {
+                id,
+                before: i.checked_sub(1).and_then(|j| entries.id(j)),
+                after: entries.id(i),
+            })
         } else if let Some(&i) = self.fold.by_id.get(&id) {
             Ok(i)
         } else {
-            let before = entries.iter().map(|e| e.id).filter(|&x| x < id).max();
-            let after = entries.iter().map(|e| e.id).filter(|&x| x > id).min();
+            let before = entries.ids().filter(|&x| x < id).max();
+            let after = entries.ids().filter(|&x| x > id).min();
             Err(MissingId { id, before, after })
         }
     }
@@ -441,10 +424,10 @@ impl MemoryImage {
     pub fn duplicate_ids(&self) -> Vec<(i64, Vec<usize>)> {
         let mut seen: HashMap<i64, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
-        for (i, e) in self.fold.entries.iter().enumerate() {
-            let slot = seen.entry(e.id).or_default();
+        for (i, id) in self.fold.entries.ids().enumerate() {
+            let slot = seen.entry(id).or_default();
             if slot.len() == 1 {
-                order.push(e.id);
+                order.push(id);
             }
             slot.push(i);
         }
@@ -456,23 +439,24 @@ impl MemoryImage {
 
     /// Read the event at an index again from the source (cached).
     pub fn event(&mut self, index: usize) -> Result<Result<Event, Invalid>, SourceError> {
-        let Some(entry) = self.fold.entries.get(index) else {
+        let entries = &self.fold.entries;
+        let (Some(id), Some(loc)) = (entries.id(index), entries.loc(index)) else {
             return Err(SourceError(format!("no event at position {index}")));
         };
-        if let Status::Invalid(inv) = &entry.status {
+        if let Status::Invalid(inv) = entries.status(index) {
             return Ok(Err((**inv).clone()));
         }
         if let Some(ev) = self.cache.get(&index) {
             return Ok(Ok(ev.clone()));
         }
-        let record = self.source.read_at(entry.loc)?;
+        let record = self.source.read_at(loc)?;
         match record.body {
             Ok(ev) => {
-                if ev.id != entry.id {
+                if ev.id != id {
                     return Err(SourceError(format!(
                         "{}: the event at this position changed (id {} is now {}); the log was rewritten",
                         self.source.describe(),
-                        entry.id,
+                        id,
                         ev.id
                     )));
                 }
@@ -537,7 +521,7 @@ impl MemoryImage {
     ) -> Result<PVal, SourceError> {
         let to = to.min(self.fold.entries.len());
         for i in from..to {
-            if self.fold.entries[i].status == Status::Ok
+            if *self.fold.entries.status(i) == Status::Ok
                 && let Ok(ev) = self.event(i)?
             {
                 state = self.fold.reducer.apply(&state, &ev.to_pval()).map_err(|msg| {

@@ -49,12 +49,12 @@
 
 mod codec;
 
-use super::{Entry, MemoryImage, Status};
+use super::{Entry, Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
 use crate::value::PVal;
 use codec::{
-    ArcTable, Corrupt, PtrTable, ReadTable, Reader, Shares, TextTable, get_ref, get_table, get_value,
-    put_bytes, put_table, put_value, put_varint, put_zigzag,
+    ArcTable, Corrupt, PtrTable, ReadTable, Reader, TextTable, get_ref, get_table, get_value, put_bytes,
+    put_table, put_value, put_varint, put_zigzag,
 };
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -207,8 +207,7 @@ pub struct Saved {
 pub struct Snapshot {
     pos: ResumePos,
     identity: LogIdentity,
-    entries: Vec<Entry>,
-    names: Vec<Arc<str>>,
+    entries: Index,
     last: PVal,
     /// Checkpoints near the end of the log.
     checkpoints: Checkpoints,
@@ -782,7 +781,7 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     let invalid = r.varint()?;
     let errors = r.varint()?;
     // Each entry uses at most two names (its type and stream).
-    let (names, uses) = codec::get_counted_table(&mut r, 2 * n as u64)?;
+    let (names, _uses) = codec::get_counted_table(&mut r, 2 * n as u64)?;
     let messages = get_table(&mut r)?;
     let state = r.bytes()?;
     let stored = r.len(2)?;
@@ -808,16 +807,16 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     // The states on a second thread while this one reads the entries: the
     // machine this is made for has two cores, and the two are independent.
     let read_entries = || {
-        let mut entries = Vec::with_capacity(n);
+        let mut entries = Index::default();
+        let names = entries.add_names(&names);
         let mut seen = Seen::default();
-        let mut shares = Shares::new(&names, uses);
         let mut r = Reader::new(entry_bytes);
         for (count, bytes) in chunks {
             let mut cr = Reader::new(r.take(bytes)?);
             decode_chunk(
                 &mut cr,
                 count,
-                &mut shares,
+                &names,
                 &messages,
                 display,
                 &mut entries,
@@ -853,7 +852,6 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
         pos,
         identity: LogIdentity(identity),
         entries,
-        names,
         last,
         checkpoints,
         ascending,
@@ -889,10 +887,10 @@ fn decode_states(state: &[u8], stored: &[(usize, &[u8])]) -> Result<(PVal, Check
 fn decode_chunk(
     r: &mut Reader<'_>,
     count: usize,
-    names: &mut Shares<'_>,
+    names: &[u32],
     messages: &[Arc<str>],
     display: &str,
-    out: &mut Vec<Entry>,
+    out: &mut Index,
     seen: &mut Seen,
 ) -> Result<(), Corrupt> {
     let mut prev = Prev::default();
@@ -904,34 +902,32 @@ fn decode_chunk(
         } else {
             prev.id.wrapping_add(r.zigzag()?)
         };
-        let ty = names.take(r)?;
+        let mut name = || {
+            let i = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+            names
+                .get(i)
+                .copied()
+                .ok_or(Corrupt::new("string reference out of range"))
+        };
+        let ty = name()?;
         let stream = if flags & F_STREAM != 0 {
-            Some(names.take(r)?)
+            Some(name()?)
         } else {
             None
         };
         let time = if flags & F_TIME != 0 {
             let common = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
             let suffix = r.bytes()?;
-            let p = prev.time.as_deref().unwrap_or("").as_bytes();
-            if common > p.len() {
+            if common > time_buf.len() {
                 return Err(Corrupt::new("bad time"));
             }
-            let t = match &prev.time {
-                // The same time as the previous event: share it.
-                Some(t) if suffix.is_empty() && common == p.len() => t.clone(),
-                _ => {
-                    time_buf.clear();
-                    time_buf.extend_from_slice(&p[..common]);
-                    time_buf.extend_from_slice(suffix);
-                    let s = std::str::from_utf8(&time_buf).map_err(|_| Corrupt::new("bad time"))?;
-                    Arc::from(s)
-                }
-            };
-            prev.time = Some(t.clone());
-            Some(t)
+            time_buf.truncate(common);
+            time_buf.extend_from_slice(suffix);
+            std::str::from_utf8(&time_buf).map_err(|_| Corrupt::new("bad time"))?;
+            true
         } else {
-            None
+            // The next time is front-coded against the last one written.
+            false
         };
         let loc = if flags & F_ROW != 0 {
             let rowid = if flags & F_POS_NEXT != 0 {
@@ -987,14 +983,9 @@ fn decode_chunk(
             seen.descending_somewhere = true;
         }
         seen.last_id = Some(id);
-        out.push(Entry {
-            id,
-            ty,
-            stream,
-            time,
-            loc,
-            status,
-        });
+        // Checked above to be UTF-8.
+        let time = time.then(|| std::str::from_utf8(&time_buf).unwrap_or_default());
+        out.push_ids(id, ty, stream, time, loc, status);
     }
     Ok(())
 }
@@ -1007,7 +998,8 @@ impl MemoryImage {
         let pos = self.source.position().map_err(|e| e.0)?;
         // The position must be right after the last entry (all that was
         // read was folded), or resuming there would skip or repeat records.
-        let consistent = match (&pos, self.fold.entries.last().map(|e| e.loc)) {
+        let last = self.fold.entries.len().checked_sub(1);
+        let consistent = match (&pos, last.and_then(|i| self.fold.entries.loc(i))) {
             (_, None) => true,
             (ResumePos::Line { offset, .. }, Some(Loc::Line { offset: o, len, .. })) => {
                 *offset >= o + u64::from(len)
@@ -1087,8 +1079,8 @@ impl MemoryImage {
             return Err("the log was reloaded while being saved".into());
         }
         let end = w.total.min(w.next.saturating_add(max));
-        for e in &entries[w.next..end] {
-            w.put_entry(e);
+        for e in (w.next..end).filter_map(|i| entries.get(i)) {
+            w.put_entry(&e);
         }
         w.next = end;
         Ok(end == w.total)
@@ -1114,7 +1106,6 @@ impl MemoryImage {
         let f = &mut self.fold;
         let n = snap.entries.len();
         f.entries = snap.entries;
-        f.names = snap.names.into_iter().map(|s| (s, ())).collect();
         // Checkpoints: the initial state, the last state when it falls on
         // one, and the stored ones; the image rebuilds the others where the
         // user seeks.
@@ -1137,8 +1128,8 @@ impl MemoryImage {
         f.ascending = snap.ascending;
         f.by_id.clear();
         if !f.ascending {
-            for (i, e) in f.entries.iter().enumerate() {
-                f.by_id.entry(e.id).or_insert(i);
+            for (i, id) in f.entries.ids().enumerate() {
+                f.by_id.entry(id).or_insert(i);
             }
         }
         f.invalid = snap.invalid;
@@ -1194,7 +1185,9 @@ mod tests {
         ] {
             let (image, payload) = image_and_payload(name, kind);
             let snap = decode_payload(&payload, name).unwrap();
-            assert_eq!(snap.entries, image.entries(), "{name}");
+            let (got, want): (Vec<Entry>, Vec<Entry>) =
+                (snap.entries.iter().collect(), image.entries().iter().collect());
+            assert_eq!(got, want, "{name}");
             assert_eq!(&snap.last, image.last_state(), "{name}");
             assert_eq!(snap.ascending, image.fold.ascending, "{name}");
             assert_eq!(
@@ -1212,7 +1205,7 @@ mod tests {
             }
             // Reopened under another name, invalid records' places follow.
             let renamed = decode_payload(&payload, "other/name.jsonl").unwrap();
-            for (a, b) in renamed.entries.iter().zip(image.entries()) {
+            for (a, b) in renamed.entries.iter().zip(image.entries().iter()) {
                 if let (Status::Invalid(x), Status::Invalid(y)) = (&a.status, &b.status) {
                     assert_eq!(x.place.replacen("other/name.jsonl", name, 1), y.place);
                 }

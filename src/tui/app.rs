@@ -46,7 +46,7 @@ pub trait LogView {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn entry(&self, i: usize) -> Option<&Entry>;
+    fn entry(&self, i: usize) -> Option<Entry>;
     fn index_of(&self, id: i64) -> Result<usize, MissingId>;
     fn invalid_count(&self) -> usize;
     fn error_count(&self) -> usize;
@@ -56,7 +56,7 @@ impl LogView for MemoryImage {
     fn len(&self) -> usize {
         MemoryImage::len(self)
     }
-    fn entry(&self, i: usize) -> Option<&Entry> {
+    fn entry(&self, i: usize) -> Option<Entry> {
         MemoryImage::entry(self, i)
     }
     fn index_of(&self, id: i64) -> Result<usize, MissingId> {
@@ -277,7 +277,7 @@ impl App {
     }
 
     /// The entry at the cursor.
-    pub fn cursor_entry<'a>(&self, log: &'a dyn LogView) -> Option<&'a Entry> {
+    pub fn cursor_entry(&self, log: &dyn LogView) -> Option<Entry> {
         self.list.cursor.and_then(|i| log.entry(i))
     }
 

@@ -159,7 +159,7 @@ impl EventList {
         let before = self.visible_len();
         if let Some(f) = &mut self.filter {
             for i in self.known..len {
-                if log.entry(i).is_some_and(|e| Filter::matches(&f.text, e)) {
+                if log.entry(i).is_some_and(|e| Filter::matches(&f.text, &e)) {
                     f.rows.push(i);
                 }
             }
@@ -210,7 +210,7 @@ impl EventList {
         self.filter = text.filter(|t| !t.is_empty()).map(|t| Filter {
             text: t.to_string(),
             rows: (0..self.known)
-                .filter(|&i| log.entry(i).is_some_and(|e| Filter::matches(t, e)))
+                .filter(|&i| log.entry(i).is_some_and(|e| Filter::matches(t, &e)))
                 .collect(),
         });
         self.new_count = 0;

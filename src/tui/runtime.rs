@@ -435,7 +435,14 @@ fn spawn_worker(
                         }
                     }
                 }
-                let progress = match (engine.image.entries().last().map(|e| e.loc), file_size) {
+                let progress = match (
+                    engine
+                        .image
+                        .len()
+                        .checked_sub(1)
+                        .and_then(|i| engine.image.entries().loc(i)),
+                    file_size,
+                ) {
                     (Some(Loc::Line { offset, .. }), Some(size)) if size > 0 => {
                         Some((offset as f64 / size as f64).min(1.0))
                     }

@@ -222,7 +222,7 @@ impl PtrTable {
 }
 
 /// Read a table written by [`PtrTable::write`]: the strings and their use
-/// counts. The counts are not trusted (see [`Shares`]) but their sum must
+/// counts. The counts are only checked (the reader no longer needs them), but their sum must
 /// be at most `max_uses`.
 pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Arc<str>>, Vec<u64>), Corrupt> {
     let n = r.len(2)?;
@@ -238,76 +238,6 @@ pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Arc<s
         return Err(Corrupt::new("use counts out of range"));
     }
     Ok((strings, uses))
-}
-
-/// Hands out clones of a table's strings without touching their reference
-/// counts one clone at a time.
-///
-/// Why: restoring ten million entries clones a stream name into each, and
-/// the names (100,000 of them in the benchmark log) are used in random
-/// order, so each `Arc::clone` is a cache miss on a reference count: about
-/// a second in all. Instead each count is raised once by the number of
-/// uses the writer recorded (a tight loop on one cache line), and each
-/// clone is then made from the pointer alone.
-pub struct Shares<'t> {
-    /// Each string's pointer beside the number of references still held
-    /// for clones not handed out yet: one cache line to touch per clone.
-    slots: Vec<(*const str, u64)>,
-    /// The table keeps every string alive while clones are handed out.
-    _table: &'t [Arc<str>],
-}
-
-impl<'t> Shares<'t> {
-    pub fn new(table: &'t [Arc<str>], uses: Vec<u64>) -> Shares<'t> {
-        let mut slots = Vec::with_capacity(table.len());
-        for (i, s) in table.iter().enumerate() {
-            let p = Arc::as_ptr(s);
-            let n = uses.get(i).copied().unwrap_or(0);
-            for _ in 0..n {
-                // SAFETY: `p` comes from a live `Arc` (the table holds it
-                // for as long as `self` borrows it); raising its count
-                // takes a reference that `take` hands out or `drop` returns.
-                unsafe { Arc::increment_strong_count(p) };
-            }
-            slots.push((p, n));
-        }
-        Shares { slots, _table: table }
-    }
-
-    /// A clone of the string at the index read from `r`.
-    #[inline]
-    pub fn take(&mut self, r: &mut Reader<'_>) -> Result<Arc<str>, Corrupt> {
-        let i = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
-        let Some((p, left)) = self.slots.get_mut(i) else {
-            return Err(Corrupt::new("string reference out of range"));
-        };
-        if *left == 0 {
-            // More uses than recorded (a wrong count): take a new
-            // reference for this clone.
-            // SAFETY: as in `new`.
-            unsafe { Arc::increment_strong_count(*p) };
-        } else {
-            *left -= 1;
-        }
-        // SAFETY: a reference taken for this string (in `new`, or just
-        // above) is handed over to the new `Arc`; the pointer came from
-        // `Arc::as_ptr` of a string the table keeps alive.
-        Ok(unsafe { Arc::from_raw(*p) })
-    }
-}
-
-impl Drop for Shares<'_> {
-    fn drop(&mut self) {
-        // Give back the references not handed out (fewer uses than
-        // recorded, or reading stopped at a corrupt entry).
-        for &(p, n) in &self.slots {
-            for _ in 0..n {
-                // SAFETY: a reference taken in `new` and never handed out;
-                // the table still holds its own, so this never frees.
-                unsafe { Arc::decrement_strong_count(p) };
-            }
-        }
-    }
 }
 
 /// A table of strings keyed by content (for strings that repeat without
@@ -605,27 +535,6 @@ pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<Vec<Chan
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shares_hand_out_exactly_the_references_they_took() {
-        let table: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-        let mut refs = Vec::new();
-        put_varint(&mut refs, 0);
-        put_varint(&mut refs, 1);
-        put_varint(&mut refs, 1);
-        put_varint(&mut refs, 7);
-        // Recorded uses: "a" 3 (one more than used), "b" 1 (one fewer).
-        let mut shares = Shares::new(&table, vec![3, 1]);
-        let mut r = Reader::new(&refs);
-        let got: Vec<Arc<str>> = (0..3).map(|_| shares.take(&mut r).unwrap()).collect();
-        assert!(shares.take(&mut r).is_err());
-        drop(shares);
-        assert_eq!(Arc::strong_count(&table[0]), 2);
-        assert_eq!(Arc::strong_count(&table[1]), 3);
-        drop(got);
-        assert_eq!(Arc::strong_count(&table[0]), 1);
-        assert_eq!(Arc::strong_count(&table[1]), 1);
-    }
 
     #[test]
     fn varints_round_trip_and_reject_overflow() {

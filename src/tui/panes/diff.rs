@@ -27,7 +27,7 @@ impl Widget for DiffPane<'_> {
         }
         let app = self.app;
         let entry = app.cursor_entry(self.log);
-        let title = match entry {
+        let title = match &entry {
             Some(e) => format!(
                 " {} #{} {} ",
                 if app.line_diff { "Line diff" } else { "Diff" },
@@ -43,7 +43,7 @@ impl Widget for DiffPane<'_> {
         let mut lines: Vec<Line> = Vec::new();
         // The first two lines: the event's data, and how it went.
         let snap = app.snapshot.as_ref().filter(|s| Some(s.index) == app.list.cursor);
-        if let Some(e) = entry {
+        if let Some(e) = &entry {
             let data = snap
                 .and_then(|s| s.event.as_ref())
                 .map(|ev| json_text(&ev.data, room));
@@ -74,7 +74,7 @@ impl Widget for DiffPane<'_> {
         let height = inner.height as usize;
         let skip = app.diff_offset;
         // A problem event changed nothing: its message, wrapped, is the body.
-        let problem = match entry.map(|e| &e.status) {
+        let problem = match entry.as_ref().map(|e| &e.status) {
             Some(Status::Invalid(inv)) => Some((format!("{}: {}", inv.place, inv.reason), theme::INVALID)),
             Some(Status::ReducerError(msg)) => Some((msg.to_string(), theme::REDUCER_ERROR)),
             _ => None,

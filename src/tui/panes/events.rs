@@ -40,7 +40,7 @@ impl Widget for EventsPane<'_> {
         let inner = block.inner(area);
         block.render(area, buf);
         let height = inner.height as usize;
-        let rows: Vec<(usize, &Entry)> = (list.offset..list.offset + height)
+        let rows: Vec<(usize, Entry)> = (list.offset..list.offset + height)
             .filter_map(|v| list.abs(v))
             .filter_map(|i| log.entry(i).map(|e| (i, e)))
             .collect();
