@@ -368,7 +368,7 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: interval, memory_budget: Some(1), min_spread: 4 },
+            ImageOptions { checkpoint_interval: interval, memory_budget: Some(1) },
         );
         image.load(&mut |_| {}).unwrap();
         let possible = recs.len() / interval + 1;

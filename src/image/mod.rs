@@ -37,8 +37,6 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 24;
 
-/// Thinning keeps at least this many checkpoints spread over the log.
-pub const DEFAULT_MIN_SPREAD: usize = 256;
 
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,9 +82,6 @@ pub struct ImageOptions {
     /// Thin checkpoints far from the focus when the process holds more
     /// than this many bytes (see [`crate::alloc::used_bytes`]).
     pub memory_budget: Option<usize>,
-    /// Thinning never leaves fewer than this many checkpoints spread over
-    /// the log (so a far seek replays at most len/this events).
-    pub min_spread: usize,
 }
 
 impl Default for ImageOptions {
@@ -94,7 +89,6 @@ impl Default for ImageOptions {
         ImageOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             memory_budget: Some(DEFAULT_MEMORY_BUDGET),
-            min_spread: DEFAULT_MIN_SPREAD,
         }
     }
 }
@@ -135,7 +129,6 @@ struct Fold {
     /// multiples of 2^level.
     thin_level: u32,
     budget: Option<usize>,
-    min_spread: usize,
     /// The state after the last entry.
     last: PVal,
     /// True while ids are strictly ascending (binary search works).
@@ -150,19 +143,19 @@ impl Fold {
     /// Thin far checkpoints while the process holds more than the budget.
     fn keep_to_budget(&mut self) {
         let Some(budget) = self.budget else { return };
-        // Leave headroom: freed nodes are reused, not returned at once.
-        let limit = budget / 10 * 9;
+        // The count is of bytes asked for; the allocator's own overhead and
+        // freed memory not yet reused add about an eighth on top of it in
+        // the resident set. Aim below the budget by that much.
+        let limit = budget / 20 * 17;
         if crate::alloc::used_bytes() <= limit {
             return;
         }
         // Checkpoints made since the last round follow the current rule too.
         self.thin(self.thin_level);
-        // Never thin below `min_spread` evenly spread checkpoints: past that,
-        // a far seek would replay a large part of the log; better to go
-        // over the budget than to make history unreachable.
-        while crate::alloc::used_bytes() > limit
-            && (self.checkpoints.len() >> (self.thin_level + 1)) >= self.min_spread
-        {
+        // Each round halves the far checkpoints, evenly; the budget wins
+        // over seek time, as far as keeping only the first, the last and
+        // those around the focus.
+        while crate::alloc::used_bytes() > limit && (self.checkpoints.len() >> self.thin_level) > 1 {
             self.thin_level += 1;
             self.thin(self.thin_level);
         }
@@ -256,7 +249,6 @@ impl MemoryImage {
                 focus: 0,
                 thin_level: 0,
                 budget: options.memory_budget,
-                min_spread: options.min_spread.max(1),
                 init,
                 interval: options.checkpoint_interval.max(1),
                 entries: Index::default(),
