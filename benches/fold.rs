@@ -113,7 +113,10 @@ fn main() {
         x ^= x << 17;
         x
     };
-    let samples = 300;
+    let samples: usize = std::env::var("EVSCOPE_SEEKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     let mut seek = Vec::with_capacity(samples);
     let mut diffs = Vec::with_capacity(samples);
     for _ in 0..samples {

@@ -195,7 +195,6 @@ impl ReducerArgs {
         Ok(crate::image::ImageOptions {
             checkpoint_interval: self.checkpoint_every,
             memory_budget: self.memory.0,
-            ..Default::default()
         })
     }
 }

@@ -44,6 +44,20 @@ struct Chunk {
     line: Vec<u32>,
 }
 
+impl Chunk {
+    fn with_capacity(n: usize) -> Chunk {
+        Chunk {
+            id: Vec::with_capacity(n),
+            ty: Vec::with_capacity(n),
+            stream: Vec::with_capacity(n),
+            time: Vec::with_capacity(n),
+            pos: Vec::with_capacity(n),
+            len: Vec::with_capacity(n),
+            line: Vec::with_capacity(n),
+        }
+    }
+}
+
 /// How the log writes its times, learnt from the first one that parses:
 /// `2026-01-05T09:00:00Z`, `2026-01-05 09:00:00.123`, ... Times in this
 /// form are stored as nanoseconds since 1970.
@@ -95,6 +109,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn digits(b: &[u8]) -> Option<i64> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
@@ -116,7 +139,7 @@ fn parse_time(t: &str) -> Option<(i64, TimeForm)> {
     }
     let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
     let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let mut rest = &b[19..];
@@ -187,7 +210,6 @@ pub struct Index {
     /// Whether the log's places are rows (learnt from the first record).
     rows: Option<bool>,
     odd_locs: HashMap<usize, Loc>,
-    scratch: String,
 }
 
 impl Index {
@@ -223,11 +245,10 @@ impl Index {
     fn pack_time(&mut self, at: usize, t: Option<&str>) -> i64 {
         let Some(t) = t else { return TIME_NONE };
         if let Some((ns, form)) = parse_time(t) {
-            // Stored only if it prints back exactly, in the log's form.
-            let form = *self.form.get_or_insert(form);
-            self.scratch.clear();
-            format_time(ns, form, &mut self.scratch);
-            if self.scratch == t {
+            // Stored only if it prints back exactly: in the log's form (the
+            // parse checked the date and the digits, so the form is all
+            // that can differ).
+            if *self.form.get_or_insert(form) == form {
                 return ns;
             }
         }
@@ -306,7 +327,15 @@ impl Index {
             self.statuses.push((at, status));
         }
         if self.chunks.last().is_none_or(|c| c.id.len() == CHUNK) {
-            self.chunks.push(Chunk::default());
+            // The first chunk grows as needed (most logs are small); the
+            // next ones are made whole, so growing leaves no freed buffers
+            // behind.
+            let chunk = if self.chunks.is_empty() {
+                Chunk::default()
+            } else {
+                Chunk::with_capacity(CHUNK)
+            };
+            self.chunks.push(chunk);
         }
         let c = self.chunks.last_mut().expect("a chunk was just ensured");
         c.id.push(id);
@@ -451,6 +480,7 @@ mod tests {
             "2026-01-05T09:00:01Z",
             "1969-12-31T23:59:59Z",
             "2026-02-29T00:00:00Z", // no such day: kept as text
+            "2024-02-29T00:00:00Z",
             "2026-01-05 09:00:00",
             "2026-01-05T09:00:00.123Z",
             "2026-01-05T09:00:00+00:00",
@@ -545,6 +575,26 @@ mod tests {
     }
 
     proptest! {
+        /// A time the parser takes prints back exactly as written (so it
+        /// can be stored as an integer), and every real date is taken.
+        #[test]
+        fn parsed_times_print_back(
+            y in 1678i64..2262, m in 1i64..13, d in 1i64..32, h in 0i64..24, mi in 0i64..60, s in 0i64..60,
+            frac in proptest::option::of("[0-9]{1,9}"), sep in prop_oneof![Just('T'), Just(' ')],
+            suffix in prop_oneof![Just(""), Just("Z"), Just("+00:00")],
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let t = format!("{y:04}-{m:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{suffix}");
+            match parse_time(&t) {
+                Some((ns, form)) => {
+                    let mut back = String::new();
+                    format_time(ns, form, &mut back);
+                    prop_assert_eq!(back, t);
+                }
+                None => prop_assert!(d > days_in_month(y, m), "{} was refused", t),
+            }
+        }
+
         #[test]
         fn entries_come_back_as_pushed(entries in proptest::collection::vec(entry_strategy(), 0..300)) {
             let mut ix = Index::default();

@@ -37,7 +37,6 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 24;
 
-
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {

@@ -212,6 +212,7 @@ fn main_loop(
         if loaded {
             frame_log.loaded();
         }
+        frame_log.frame(app.list.known);
     }
 }
 
@@ -528,6 +529,18 @@ impl FrameLog {
 
     fn loaded(&mut self) {
         self.write("loaded_us", self.started.elapsed());
+    }
+
+    /// `frame_unix_us T events N`: a frame was written to the terminal at
+    /// wall-clock time T (µs since the Unix epoch) showing N events, so
+    /// another process can tell when what it appended was on screen.
+    fn frame(&mut self, events: usize) {
+        if let Some(f) = &mut self.file {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            let _ = writeln!(f, "frame_unix_us {t} events {events}");
+        }
     }
 
     fn key_frame(&mut self, d: Duration, t: DrawTimes) {
