@@ -79,7 +79,6 @@ fn main() {
         ImageOptions {
             checkpoint_interval: interval,
             memory_budget: budget,
-            ..Default::default()
         },
     );
 
