@@ -83,7 +83,24 @@ fn main() {
     );
 
     let t = Instant::now();
-    image.load(&mut |_| {}).expect("load");
+    // EVSCOPE_TRACE=N: print live heap and resident set every N events.
+    let trace: usize = std::env::var("EVSCOPE_TRACE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut next_trace = trace;
+    image
+        .load(&mut |n| {
+            if trace > 0 && n >= next_trace {
+                next_trace += trace;
+                eprintln!(
+                    "{n} events: live heap {} MB, RSS {} MB",
+                    evscope::alloc::used_bytes() >> 20,
+                    evscope::alloc::rss_bytes().unwrap_or(0) >> 20
+                );
+            }
+        })
+        .expect("load");
     let secs = t.elapsed().as_secs_f64();
     let n = image.len();
     println!(

@@ -384,3 +384,33 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    /// Seeks that replay thousands of events (read on a second thread)
+    /// give the plain fold's states too, with and without a budget.
+    #[test]
+    fn long_replays_give_the_plain_fold(
+        events in prop::collection::vec(event_strategy(), 2100..5000),
+        tiny_budget in any::<bool>(),
+        seeks in prop::collection::vec(any::<prop::sample::Index>(), 1..8),
+    ) {
+        let reducer = JqReducer::compile(TEST_REDUCER, "test").unwrap();
+        let recs = records(&events);
+        let expected = plain_fold(&reducer, &recs);
+        let mut image = MemoryImage::new(
+            Box::new(VecSource::new(recs.clone()).0),
+            Arc::new(reducer),
+            PVal::empty_obj(),
+            ImageOptions { checkpoint_interval: 8192, memory_budget: tiny_budget.then_some(1) },
+        );
+        image.load(&mut |_| {}).unwrap();
+        for ix in seeks {
+            let i = ix.index(recs.len());
+            prop_assert_eq!(&image.state_after(i).unwrap(), &expected[i + 1]);
+        }
+        let i = recs.len() - 2;
+        prop_assert_eq!(&image.state_before(i).unwrap(), &expected[i]);
+    }
+}

@@ -213,6 +213,9 @@ pub struct Index {
 }
 
 impl Index {
+    /// Bytes an entry takes in the columns.
+    pub const ENTRY_BYTES: usize = 40;
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -34,6 +34,9 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: usize = 1024;
 /// Default memory budget: checkpoints are thinned to stay under it.
 pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 
+/// Give freed pages back to the system after thinning freed this much.
+const TRIM_AFTER: usize = 64 << 20;
+
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 24;
 
@@ -128,6 +131,10 @@ struct Fold {
     /// multiples of 2^level.
     thin_level: u32,
     budget: Option<usize>,
+    /// About how many records the source has left to read.
+    unread: u64,
+    /// Bytes freed by thinning since freed pages were last given back.
+    freed_since_trim: usize,
     /// The state after the last entry.
     last: PVal,
     /// True while ids are strictly ascending (binary search works).
@@ -145,10 +152,18 @@ impl Fold {
         // The count is of bytes asked for; the allocator's own overhead and
         // freed memory not yet reused add about an eighth on top of it in
         // the resident set. Aim below the budget by that much.
-        let limit = budget / 20 * 17;
+        // Room is kept for the index entries of the records not read yet:
+        // the index only grows, and in fresh pages (see
+        // `alloc::release_free_memory`), so the checkpoints must leave it
+        // that room now.
+        let reserve = usize::try_from(self.unread)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(Index::ENTRY_BYTES);
+        let limit = (budget / 20 * 17).saturating_sub(reserve);
         if crate::alloc::used_bytes() <= limit {
             return;
         }
+        let before = crate::alloc::used_bytes();
         // Checkpoints made since the last round follow the current rule too.
         self.thin(self.thin_level);
         // Each round halves the far checkpoints, evenly; the budget wins
@@ -157,6 +172,11 @@ impl Fold {
         while crate::alloc::used_bytes() > limit && (self.checkpoints.len() >> self.thin_level) > 1 {
             self.thin_level += 1;
             self.thin(self.thin_level);
+        }
+        self.freed_since_trim += before.saturating_sub(crate::alloc::used_bytes());
+        if self.freed_since_trim > TRIM_AFTER {
+            crate::alloc::release_free_memory();
+            self.freed_since_trim = 0;
         }
     }
 
@@ -220,6 +240,34 @@ fn empty_name() -> Arc<str> {
     EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
+/// Read the record at `index` again from `source`, checking that it is the
+/// one the index knows (an invalid record gives its problem back).
+fn read_again(
+    source: &mut dyn LogSource,
+    entries: &Index,
+    index: usize,
+) -> Result<Result<Event, Invalid>, SourceError> {
+    let (Some(id), Some(loc)) = (entries.id(index), entries.loc(index)) else {
+        return Err(SourceError(format!("no event at position {index}")));
+    };
+    if let Status::Invalid(inv) = entries.status(index) {
+        return Ok(Err((**inv).clone()));
+    }
+    match source.read_at(loc)?.body {
+        Ok(ev) if ev.id == id => Ok(Ok(ev)),
+        Ok(ev) => Err(SourceError(format!(
+            "{}: the event at this position changed (id {} is now {}); the log was rewritten",
+            source.describe(),
+            id,
+            ev.id
+        ))),
+        Err(inv) => Err(SourceError(format!(
+            "{}: the event read earlier can no longer be read ({}); the log was rewritten",
+            inv.place, inv.reason
+        ))),
+    }
+}
+
 /// Every state of a log folded through a reducer.
 pub struct MemoryImage {
     source: Box<dyn LogSource>,
@@ -229,6 +277,15 @@ pub struct MemoryImage {
 }
 
 const CACHE_LIMIT: usize = 4096;
+
+/// Replays of at least this many events read on a second thread.
+const PARALLEL_REPLAY: usize = 2048;
+
+fn replay_failed(id: i64, msg: &str) -> SourceError {
+    SourceError(format!(
+        "the reducer failed on event {id} when replayed ({msg}), but not when first folded; is it deterministic?"
+    ))
+}
 
 impl MemoryImage {
     /// An image of `source` folded by `reducer` from `init`. Nothing is read
@@ -248,6 +305,8 @@ impl MemoryImage {
                 focus: 0,
                 thin_level: 0,
                 budget: options.memory_budget,
+                freed_since_trim: 0,
+                unread: 0,
                 init,
                 interval: options.checkpoint_interval.max(1),
                 entries: Index::default(),
@@ -267,7 +326,7 @@ impl MemoryImage {
         // Reading and parsing run on a second thread, folding on this one:
         // the machine has two cores and the reducer is the slower half.
         const BATCH: usize = 4096;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Record>, SourceError>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Record>, u64), SourceError>>(8);
         let source = &mut self.source;
         let fold = &mut self.fold;
         std::thread::scope(|scope| {
@@ -276,7 +335,8 @@ impl MemoryImage {
                     let mut batch = Vec::with_capacity(BATCH);
                     let read = source.read_new(Some(BATCH), &mut |r| batch.push(r));
                     let done = !matches!(read, Ok(n) if n > 0);
-                    let msg = read.map(|_| batch);
+                    let unread = source.unread_hint().unwrap_or(0);
+                    let msg = read.map(|_| (batch, unread));
                     // A closed channel means the folding side stopped: so do we.
                     if tx.send(msg).is_err() || done {
                         return;
@@ -285,7 +345,8 @@ impl MemoryImage {
             });
             let mut added = 0;
             for msg in rx {
-                let batch = msg?;
+                let (batch, unread) = msg?;
+                fold.unread = unread;
                 added += batch.len();
                 for r in batch {
                     fold.push(r);
@@ -301,7 +362,9 @@ impl MemoryImage {
     /// responsive (the explorer's worker) loads in such steps.
     pub fn load_batch(&mut self, max: usize) -> Result<usize, SourceError> {
         let fold = &mut self.fold;
-        self.source.read_new(Some(max.max(1)), &mut |r| fold.push(r))
+        let read = self.source.read_new(Some(max.max(1)), &mut |r| fold.push(r));
+        self.fold.unread = self.source.unread_hint().unwrap_or(0);
+        read
     }
 
     /// Check the source for changes and fold what is new. On a reset
@@ -430,38 +493,17 @@ impl MemoryImage {
 
     /// Read the event at an index again from the source (cached).
     pub fn event(&mut self, index: usize) -> Result<Result<Event, Invalid>, SourceError> {
-        let entries = &self.fold.entries;
-        let (Some(id), Some(loc)) = (entries.id(index), entries.loc(index)) else {
-            return Err(SourceError(format!("no event at position {index}")));
-        };
-        if let Status::Invalid(inv) = entries.status(index) {
-            return Ok(Err((**inv).clone()));
-        }
         if let Some(ev) = self.cache.get(&index) {
             return Ok(Ok(ev.clone()));
         }
-        let record = self.source.read_at(loc)?;
-        match record.body {
-            Ok(ev) => {
-                if ev.id != id {
-                    return Err(SourceError(format!(
-                        "{}: the event at this position changed (id {} is now {}); the log was rewritten",
-                        self.source.describe(),
-                        id,
-                        ev.id
-                    )));
-                }
-                if self.cache.len() >= CACHE_LIMIT {
-                    self.cache.clear();
-                }
-                self.cache.insert(index, ev.clone());
-                Ok(Ok(ev))
+        let read = read_again(self.source.as_mut(), &self.fold.entries, index)?;
+        if let Ok(ev) = &read {
+            if self.cache.len() >= CACHE_LIMIT {
+                self.cache.clear();
             }
-            Err(inv) => Err(SourceError(format!(
-                "{}: the event read earlier can no longer be read ({}); the log was rewritten",
-                inv.place, inv.reason
-            ))),
+            self.cache.insert(index, ev.clone());
         }
+        Ok(read)
     }
 
     /// The state after the first `count` entries (count 0: the initial state).
@@ -483,12 +525,16 @@ impl MemoryImage {
         }
         // Replay, rebuilding the thinned checkpoints on the way: the user is
         // looking here, so stepping around must be cheap again.
+        // Only those thinning would keep: near the focus, or on the grid of
+        // the current level (a long replay must not hold them all at once).
         let mut rebuilt = Vec::new();
         let mut done = c * k;
+        let step = 1usize << self.fold.thin_level.min(62);
         let state = self.replay(c * k, start, count, &mut |s| {
             done += 1;
-            if done.is_multiple_of(k) {
-                rebuilt.push((done / k, s.clone()));
+            let m = done / k;
+            if done.is_multiple_of(k) && (m.abs_diff(want) <= NEAR_FOCUS || m.is_multiple_of(step)) {
+                rebuilt.push((m, s.clone()));
             }
         })?;
         for (m, s) in rebuilt {
@@ -511,21 +557,75 @@ impl MemoryImage {
         each: &mut dyn FnMut(&PVal),
     ) -> Result<PVal, SourceError> {
         let to = to.min(self.fold.entries.len());
+        if to.saturating_sub(from) >= PARALLEL_REPLAY {
+            return self.replay_parallel(from, state, to, each);
+        }
         for i in from..to {
             if *self.fold.entries.status(i) == Status::Ok
                 && let Ok(ev) = self.event(i)?
             {
-                state = self.fold.reducer.apply(&state, &ev.to_pval()).map_err(|msg| {
-                    SourceError(format!(
-                        "the reducer failed on event {} when replayed ({msg}), but not when first folded; \
-                         is it deterministic?",
-                        ev.id
-                    ))
-                })?;
+                state = self
+                    .fold
+                    .reducer
+                    .apply(&state, &ev.to_pval())
+                    .map_err(|msg| replay_failed(ev.id, &msg))?;
             }
             each(&state);
         }
         Ok(state)
+    }
+
+    /// [`MemoryImage::replay`] of a long stretch: bodies are read and
+    /// parsed on a second thread while this one runs the reducer, and the
+    /// body cache is left alone (a long replay would only flush it).
+    fn replay_parallel(
+        &mut self,
+        from: usize,
+        mut state: PVal,
+        to: usize,
+        each: &mut dyn FnMut(&PVal),
+    ) -> Result<PVal, SourceError> {
+        const BATCH: usize = 512;
+        type Msg = Result<Vec<Option<(i64, PVal)>>, SourceError>;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(8);
+        let source = self.source.as_mut();
+        let entries = &self.fold.entries;
+        let reducer = &self.fold.reducer;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut i = from;
+                while i < to {
+                    let end = (i + BATCH).min(to);
+                    let batch: Msg = (i..end)
+                        .map(|j| {
+                            if *entries.status(j) != Status::Ok {
+                                return Ok(None);
+                            }
+                            Ok(read_again(source, entries, j)?
+                                .ok()
+                                .map(|ev| (ev.id, ev.to_pval())))
+                        })
+                        .collect();
+                    let failed = batch.is_err();
+                    // A closed channel means the reducer side stopped.
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                    i = end;
+                }
+            });
+            for batch in rx {
+                for item in batch? {
+                    if let Some((id, event)) = item {
+                        state = reducer
+                            .apply(&state, &event)
+                            .map_err(|msg| replay_failed(id, &msg))?;
+                    }
+                    each(&state);
+                }
+            }
+            Ok(state)
+        })
     }
 
     /// The states just before and just after the event at `index`. The

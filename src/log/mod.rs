@@ -155,6 +155,12 @@ pub trait LogSource: Send {
     /// beginning (after a [`Change::Reset`]).
     fn rewind(&mut self);
 
+    /// About how many records are left to read, when the source can tell
+    /// cheaply (the memory image keeps room for their index entries).
+    fn unread_hint(&self) -> Option<u64> {
+        None
+    }
+
     /// Where reading stopped: the next `read_new` goes on after it. With
     /// [`LogSource::identity_at`] and [`LogSource::resume`] this lets a
     /// snapshot of the folded records be reused by a later process.
