@@ -162,6 +162,16 @@ impl Reducer for JqReducer {
         };
         last.ok_or_else(|| "reducer produced no output".to_string())
     }
+
+    fn apply_owned(&self, state: PVal, event: &PVal) -> Option<PVal> {
+        let Some(d) = &self.direct else {
+            return self.apply(&state, event).ok();
+        };
+        match guarded(STEP_BUDGET, || Ok(d.run_last(state, event.clone()))) {
+            Ok(Outcome::Done(last)) => last,
+            _ => None,
+        }
+    }
 }
 
 /// Run an arbitrary jq program on `input` with `$event` = null and return
@@ -536,6 +546,35 @@ mod tests {
         assert_eq!(s, j(r#"{"n":3}"#));
         let r = JqReducer::compile("1, 2, 3", "t").unwrap();
         assert_eq!(r.apply(&PVal::Null, &PVal::Null).unwrap(), PVal::Int(3));
+    }
+
+    #[test]
+    fn apply_owned_agrees_with_apply() {
+        let ev = |n: i64| j(&format!(r#"{{"type":"T","data":{{"k":"a","n":{n}}}}}"#));
+        for code in [
+            ".[$event.data.k] += $event.data.n",
+            ".[$event.data.k] += $event.data.n | if .a > 3 then error(\"big\") else . end",
+            "if $event.data.n == 2 then empty else .x = $event.data.n end",
+            // Runs on jaq only (a recursive definition with an argument).
+            "def f(g): if g > 0 then f(g - 1) else g end; .n = f($event.data.n)",
+        ] {
+            let r = JqReducer::compile(code, "t").unwrap();
+            let mut state = j("{}");
+            for n in 0..5 {
+                let safe = r.apply(&state, &ev(n));
+                let owned = r.apply_owned(state.clone(), &ev(n));
+                assert_eq!(owned, safe.clone().ok(), "{code} at {n}");
+                if let Ok(next) = safe {
+                    state = next;
+                }
+            }
+        }
+        let r = JqReducer::compile(".users[$event.data.k].n += 1", "t").unwrap();
+        let state = r
+            .apply_owned(j(r#"{"users":{"a":{"n":1},"b":{"n":1}}}"#), &ev(0))
+            .unwrap();
+        let next = r.apply_owned(state, &ev(0)).unwrap();
+        assert_eq!(next, j(r#"{"users":{"a":{"n":3},"b":{"n":1}}}"#));
     }
 
     #[test]

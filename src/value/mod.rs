@@ -6,6 +6,7 @@
 //! kept sorted (`OrdMap`), which is also the order `evscope state` prints.
 
 pub(crate) mod jaq;
+pub(crate) mod json;
 pub(crate) mod order;
 mod path;
 mod serde_impl;
@@ -142,7 +143,10 @@ impl PVal {
 
     /// Parse JSON text.
     pub fn from_json(s: &str) -> Result<PVal, serde_json::Error> {
-        serde_json::from_str(s)
+        match json::parse(s) {
+            Some(v) => Ok(v),
+            None => serde_json::from_str(s),
+        }
     }
 
     /// Convert to a `serde_json::Value` (for tests and interop).

@@ -62,6 +62,7 @@ pub(crate) fn compile(
         r.unwrap_or(Expr {
             kind: Kind::Id,
             single: true,
+            blind: false,
         })
     });
     Ok(Program {
@@ -148,7 +149,8 @@ impl<'a> Compiler<'a> {
             return Err("too many terms once inlined".into());
         }
         let single = single(&kind);
-        Ok(Expr { kind, single })
+        let blind = blind(&kind);
+        Ok(Expr { kind, single, blind })
     }
 
     /// Compile `t` in scope `sc` where `depth` variables are bound at run
@@ -600,6 +602,22 @@ impl<'a> Compiler<'a> {
         let b = (self.bridge)(name, arity).ok_or_else(|| format!("no bridge to {name}"))?;
         self.bridges.push(((name, arity), b.clone()));
         Ok(b)
+    }
+}
+
+/// Whether a term never reads its input (conservatively: literals,
+/// variables, and paths, comparisons and arithmetic of those).
+fn blind(kind: &Kind) -> bool {
+    match kind {
+        Kind::Lit(_) | Kind::Var(_) => true,
+        Kind::Path(head, steps) => head.blind && steps.iter().all(|(p, _)| p.plain()),
+        Kind::Math(l, _, r) | Kind::Cmp(l, _, r) | Kind::Alt(l, r) | Kind::Logic(l, _, r) => {
+            l.blind && r.blind
+        }
+        // The right side reads the left side's outputs.
+        Kind::Pipe(l, _) => l.blind,
+        Kind::Neg(f) => f.blind,
+        _ => false,
     }
 }
 

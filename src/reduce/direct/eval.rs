@@ -15,7 +15,7 @@ use crate::reduce::natives::Plain;
 use crate::value::jaq::{self as vj, Vector, arr};
 use crate::value::{PObj, PVal};
 use jaq_core::ValT;
-use jaq_core::ops::Math;
+use jaq_core::ops::{Cmp, Math};
 use jaq_core::path::Opt;
 use std::cmp::Ordering;
 
@@ -203,6 +203,13 @@ enum Key {
 }
 
 impl Expr {
+    /// What to run this term on when its input is `v`: `v`, or null for a
+    /// term that never reads its input (so `v` is not cloned).
+    #[inline]
+    fn input(&self, v: &PVal) -> PVal {
+        if self.blind { PVal::Null } else { v.clone() }
+    }
+
     /// Evaluate a term with exactly one output (`self.single`).
     pub(super) fn eval1(&self, env: &mut Env, v: PVal) -> Result<PVal, Flow> {
         debug_assert!(self.single);
@@ -224,15 +231,15 @@ impl Expr {
             Kind::Str(parts) => {
                 let mut vals = Vec::with_capacity(parts.len());
                 for p in parts {
-                    vals.push(p.eval1(env, v.clone())?);
+                    vals.push(p.eval1(env, p.input(&v))?);
                 }
                 concat(vals)?
             }
             Kind::Obj(kvs) => {
                 let mut o = PObj::new();
                 for (k, x) in kvs {
-                    let k = k.eval1(env, v.clone())?;
-                    let x = x.eval1(env, v.clone())?;
+                    let k = k.eval1(env, k.input(&v))?;
+                    let x = x.eval1(env, x.input(&v))?;
                     vj::step()?;
                     o.insert(vj::object_key(k)?, x);
                 }
@@ -244,7 +251,7 @@ impl Expr {
                 r.eval1(env, x)?
             }
             Kind::Bind(src, body, level) => {
-                let x = src.eval1(env, v.clone())?;
+                let x = src.eval1(env, src.input(&v))?;
                 env.vars.push(x);
                 let r = body.eval1(env, v);
                 env.vars.truncate(*level);
@@ -252,7 +259,7 @@ impl Expr {
             }
             Kind::Call(args, body, level) => {
                 for a in args {
-                    match a.eval1(env, v.clone()) {
+                    match a.eval1(env, a.input(&v)) {
                         Ok(x) => env.vars.push(x),
                         Err(e) => {
                             env.vars.truncate(*level);
@@ -265,11 +272,11 @@ impl Expr {
                 r?
             }
             Kind::Alt(l, r) => {
-                let x = l.eval1(env, v.clone())?;
+                let x = l.eval1(env, l.input(&v))?;
                 if x.as_bool() { x } else { r.eval1(env, v)? }
             }
             Kind::Logic(l, stop, r) => {
-                let x = l.eval1(env, v.clone())?;
+                let x = l.eval1(env, l.input(&v))?;
                 if x.as_bool() == *stop {
                     PVal::Bool(*stop)
                 } else {
@@ -277,17 +284,20 @@ impl Expr {
                 }
             }
             Kind::Math(l, op, r) => {
-                let x = l.eval1(env, v.clone())?;
+                let x = l.eval1(env, l.input(&v))?;
                 let y = r.eval1(env, v)?;
                 op.run(x, y)?
             }
             Kind::Cmp(l, op, r) => {
-                let x = l.eval1(env, v.clone())?;
+                if let Some(b) = cmp_plain(l, *op, r, &env.vars) {
+                    return Ok(PVal::Bool(b?));
+                }
+                let x = l.eval1(env, l.input(&v))?;
                 let y = r.eval1(env, v)?;
                 PVal::Bool(op.run(&x, &y))
             }
             Kind::Ite(c, t, e) => {
-                if c.eval1(env, v.clone())?.as_bool() {
+                if c.eval1(env, c.input(&v))?.as_bool() {
                     t.eval1(env, v)?
                 } else {
                     e.eval1(env, v)?
@@ -307,7 +317,7 @@ impl Expr {
             },
             Kind::Path(head, steps) => {
                 let mut keys = Vec::with_capacity(steps.len());
-                let y = head.eval1(env, v.clone())?;
+                let y = head.eval1(env, head.input(&v))?;
                 for (part, _) in steps {
                     keys.push(part.key1(env, &v)?);
                 }
@@ -323,20 +333,20 @@ impl Expr {
                 y
             }
             Kind::Assign(p, f) => {
-                let y = f.eval1(env, v.clone())?;
+                let y = f.eval1(env, f.input(&v))?;
                 p.update1(env, v, &Upd::new(UpdKind::Const(&y), env))?
             }
             Kind::UpdateMath(p, op, f) => {
-                let y = f.eval1(env, v.clone())?;
+                let y = f.eval1(env, f.input(&v))?;
                 p.update1(env, v, &Upd::new(UpdKind::Math(*op, &y), env))?
             }
             Kind::UpdateAlt(p, f) => {
-                let y = f.eval1(env, v.clone())?;
+                let y = f.eval1(env, f.input(&v))?;
                 p.update1(env, v, &Upd::new(UpdKind::Alt(&y), env))?
             }
             Kind::Update(p, f) => p.update1(env, v, &Upd::new(UpdKind::Run(f), env))?,
             Kind::Reduce(fold) => {
-                let mut acc = fold.init.eval1(env, v.clone())?;
+                let mut acc = fold.init.eval1(env, fold.init.input(&v))?;
                 fold.xs.run(env, v, &mut |env, x| {
                     bind_pat(&fold.pat, env, x, &mut |env| {
                         acc = fold.update.eval1(env, std::mem::take(&mut acc))?;
@@ -348,7 +358,7 @@ impl Expr {
             Kind::Native(Native::Own(p), args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
-                    vals.push(a.eval1(env, v.clone())?);
+                    vals.push(a.eval1(env, a.input(&v))?);
                 }
                 call_plain(*p, v, vals)?
             }
@@ -637,7 +647,7 @@ impl Expr {
             Kind::Bind(src, body, level) => {
                 let level = *level;
                 if src.single {
-                    let x = src.eval1(env, v.clone())?;
+                    let x = src.eval1(env, src.input(&v))?;
                     env.vars.push(x);
                     let r = body.update(env, v, f, &mut |env, y| pass(env, level, y, out));
                     env.vars.truncate(level);
@@ -686,7 +696,7 @@ impl Expr {
                 let level = *level;
                 if args.iter().all(|a| a.single) {
                     for a in args {
-                        match a.eval1(env, v.clone()) {
+                        match a.eval1(env, a.input(&v)) {
                             Ok(x) => env.vars.push(x),
                             Err(e) => {
                                 env.vars.truncate(level);
@@ -707,7 +717,7 @@ impl Expr {
             }
             Kind::Ite(c, t, e) => {
                 if c.single {
-                    let x = c.eval1(env, v.clone())?;
+                    let x = c.eval1(env, c.input(&v))?;
                     return if x.as_bool() { t } else { e }.update(env, v, f, out);
                 }
                 let input = v.clone();
@@ -880,7 +890,7 @@ impl Expr {
 impl Part {
     /// An index by a literal or a variable: it cannot fail nor read the
     /// input, so it need not be computed ahead.
-    fn plain(&self) -> bool {
+    pub(super) fn plain(&self) -> bool {
         matches!(
             self,
             Part::Index(Expr {
@@ -915,38 +925,83 @@ impl Part {
 
 static NULL: PVal = PVal::Null;
 
-/// `y[k1][k2]...` for plain steps ([`Part::plain`]), by reference while the
-/// steps look up objects (or null), so only the result is cloned.
-fn index_plain(y: &PVal, steps: &[(Part, Opt)], vars: &[PVal]) -> Result<PVal, Flow> {
-    fn key<'a>(part: &'a Part, vars: &'a [PVal]) -> Result<&'a PVal, Flow> {
-        match part {
-            Part::Index(Expr {
-                kind: Kind::Lit(k), ..
-            }) => Ok(k),
-            Part::Index(Expr {
-                kind: Kind::Var(l), ..
-            }) => Ok(&vars[*l]),
-            _ => Err(Flow::Bail),
-        }
+/// The key of a plain step ([`Part::plain`]).
+fn plain_key<'a>(part: &'a Part, vars: &'a [PVal]) -> Result<&'a PVal, Flow> {
+    match part {
+        Part::Index(Expr {
+            kind: Kind::Lit(k), ..
+        }) => Ok(k),
+        Part::Index(Expr {
+            kind: Kind::Var(l), ..
+        }) => Ok(&vars[*l]),
+        _ => Err(Flow::Bail),
     }
+}
+
+/// `y[k1][k2]...` for plain steps ([`Part::plain`]) by reference, as long as
+/// the steps look up objects (or null): the value reached and how many
+/// steps it took (fewer than all when the next one must be taken the
+/// general way).
+fn walk_plain<'a>(
+    y: &'a PVal,
+    steps: &'a [(Part, Opt)],
+    vars: &'a [PVal],
+) -> Result<(&'a PVal, usize), Flow> {
     let mut cur = y;
     for (i, (part, _)) in steps.iter().enumerate() {
-        let k = key(part, vars)?;
-        vj::step()?;
+        let k = plain_key(part, vars)?;
         cur = match (cur, k) {
             (PVal::Obj(o), PVal::Str(s)) => o.get(&**s).unwrap_or(&NULL),
             (PVal::Null, PVal::Str(_) | PVal::Int(_) | PVal::Float(_)) => &NULL,
-            _ => {
-                // Anything else (arrays, errors) the general way.
-                let mut y = cur.jq_index(k)?;
-                for (part, _) in &steps[i + 1..] {
-                    y = y.index(key(part, vars)?)?;
-                }
-                return Ok(y);
-            }
+            _ => return Ok((cur, i)),
         };
+        vj::step()?;
     }
-    Ok(cur.clone())
+    Ok((cur, steps.len()))
+}
+
+/// `y[k1][k2]...` for plain steps ([`Part::plain`]), by reference while the
+/// steps look up objects (or null), so only the result is cloned.
+fn index_plain(y: &PVal, steps: &[(Part, Opt)], vars: &[PVal]) -> Result<PVal, Flow> {
+    let (cur, i) = walk_plain(y, steps, vars)?;
+    index_rest(cur, &steps[i..], vars)
+}
+
+/// The rest of [`index_plain`] from a step [`walk_plain`] stopped at (or
+/// none), the general way (arrays, errors).
+fn index_rest(cur: &PVal, steps: &[(Part, Opt)], vars: &[PVal]) -> Result<PVal, Flow> {
+    let Some(((part, _), rest)) = steps.split_first() else {
+        return Ok(cur.clone());
+    };
+    vj::step()?;
+    let mut y = cur.jq_index(plain_key(part, vars)?)?;
+    for (part, _) in rest {
+        y = y.index(plain_key(part, vars)?)?;
+    }
+    Ok(y)
+}
+
+/// `l op r` when one side is a literal and the other a plain path from a
+/// variable (`$event.type == "X"`), comparing without cloning either;
+/// `None` for any other comparison.
+fn cmp_plain(l: &Expr, op: Cmp, r: &Expr, vars: &[PVal]) -> Option<Result<bool, Flow>> {
+    let (path, lit, lit_left) = match (&l.kind, &r.kind) {
+        (Kind::Path(head, steps), Kind::Lit(y)) => ((head, steps), y, false),
+        (Kind::Lit(x), Kind::Path(head, steps)) => ((head, steps), x, true),
+        _ => return None,
+    };
+    let (Kind::Var(level), steps) = (&path.0.kind, path.1) else {
+        return None;
+    };
+    if !steps.iter().all(|(p, _)| p.plain()) {
+        return None;
+    }
+    let cmp = |x: &PVal| if lit_left { op.run(lit, x) } else { op.run(x, lit) };
+    Some(match walk_plain(&vars[*level], steps, vars) {
+        Ok((x, i)) if i == steps.len() => Ok(cmp(x)),
+        Ok((x, i)) => index_rest(x, &steps[i..], vars).map(|y| cmp(&y)),
+        Err(e) => Err(e),
+    })
 }
 
 /// `w | path |= f` along plain steps ([`Part::plain`]).
@@ -983,7 +1038,7 @@ fn value_on(e: &Expr, env: &mut Env, v: &PVal) -> Result<PVal, Flow> {
     match &e.kind {
         Kind::Lit(x) => Ok(x.clone()),
         Kind::Var(l) => Ok(env.vars[*l].clone()),
-        _ => e.eval1(env, v.clone()),
+        _ => e.eval1(env, e.input(v)),
     }
 }
 

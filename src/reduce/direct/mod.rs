@@ -208,9 +208,12 @@ fn stack_address() -> usize {
 
 /// A compiled term. `single` is true when the term always gives exactly one
 /// output or an error (so it can be evaluated as a function, [`Expr::eval1`]).
+/// `blind` is true when it never reads its input (`$x.a == "b"`), which
+/// then need not be cloned for it.
 pub(crate) struct Expr {
     kind: Kind,
     single: bool,
+    blind: bool,
 }
 
 /// A native filter the direct engine calls with values.
