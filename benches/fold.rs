@@ -121,6 +121,7 @@ fn main() {
         evscope::alloc::used_bytes() >> 20
     );
 
+    let level_before = image.thin_level();
     // Seeks at pseudo-random events.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -150,6 +151,11 @@ fn main() {
     }
     seek.sort_by(|a, b| a.total_cmp(b));
     diffs.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "thinning level after the fold: {level_before}, after the seeks: {} ({} checkpoints)",
+        image.thin_level(),
+        image.checkpoint_count()
+    );
     println!(
         "seek (state at a random event, {samples} samples): p50 {:.2} ms, p99 {:.2} ms",
         percentile(&seek, 0.5),

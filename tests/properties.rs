@@ -372,7 +372,7 @@ proptest! {
         );
         image.load(&mut |_| {}).unwrap();
         let possible = recs.len() / interval + 1;
-        if possible > 2 * 24 + 4 {
+        if possible > 2 * 4 + 4 {
             prop_assert!(image.checkpoint_count() < possible, "nothing was thinned");
         }
         prop_assert_eq!(image.last_state(), expected.last().unwrap());

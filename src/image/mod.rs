@@ -38,7 +38,7 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 const TRIM_AFTER: usize = 64 << 20;
 
 /// Checkpoints this close to the focus are never thinned.
-const NEAR_FOCUS: usize = 24;
+const NEAR_FOCUS: usize = 4;
 
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,12 +169,19 @@ impl Fold {
         // Each round halves the far checkpoints, evenly; the budget wins
         // over seek time, as far as keeping only the first, the last and
         // those around the focus.
+        // Count only what is really held: wait for the states dropped so
+        // far to be freed.
+        graveyard::wait();
         while crate::alloc::used_bytes() > limit && (self.checkpoints.len() >> self.thin_level) > 1 {
             self.thin_level += 1;
             self.thin(self.thin_level);
+            graveyard::wait();
         }
         self.freed_since_trim += before.saturating_sub(crate::alloc::used_bytes());
-        if self.freed_since_trim > TRIM_AFTER {
+        // Only while the index still has records to take in: a trim walks
+        // the whole heap (tens of milliseconds on a big one), too slow to
+        // pay on a seek.
+        if self.freed_since_trim > TRIM_AFTER && self.unread > 0 {
             crate::alloc::release_free_memory();
             self.freed_since_trim = 0;
         }
@@ -185,11 +192,15 @@ impl Fold {
     fn thin(&mut self, level: u32) {
         let step = 1usize << level.min(62);
         let (focus, last) = (self.focus, self.checkpoints.len().saturating_sub(1));
+        let mut dropped = Vec::new();
         for (c, cp) in self.checkpoints.iter_mut().enumerate() {
-            if !(c == 0 || c == last || c.abs_diff(focus) <= NEAR_FOCUS || c.is_multiple_of(step)) {
-                *cp = None;
+            if !(c == 0 || c == last || c.abs_diff(focus) <= NEAR_FOCUS || c.is_multiple_of(step))
+                && let Some(state) = cp.take()
+            {
+                dropped.push(state);
             }
         }
+        graveyard::bury(dropped);
     }
 
     fn push(&mut self, record: Record) {
@@ -265,6 +276,56 @@ fn read_again(
             "{}: the event read earlier can no longer be read ({}); the log was rewritten",
             inv.place, inv.reason
         ))),
+    }
+}
+
+/// Dropping states on a thread of its own: freeing the nodes a big
+/// checkpoint holds alone takes milliseconds (about 2 ms a megabyte) that a
+/// seek need not wait for.
+mod graveyard {
+    use crate::value::PVal;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::Sender;
+    use std::sync::{Mutex, OnceLock};
+
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+    fn sender() -> Option<&'static Mutex<Sender<Vec<PVal>>>> {
+        static TX: OnceLock<Option<Mutex<Sender<Vec<PVal>>>>> = OnceLock::new();
+        TX.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<PVal>>();
+            let spawned = std::thread::Builder::new()
+                .name("evscope-drop".into())
+                .spawn(move || {
+                    for states in rx {
+                        drop(states);
+                        PENDING.fetch_sub(1, Ordering::AcqRel);
+                    }
+                });
+            spawned.ok().map(|_| Mutex::new(tx))
+        })
+        .as_ref()
+    }
+
+    /// Drop these states, on the dropping thread when there is one.
+    pub fn bury(states: Vec<PVal>) {
+        if states.is_empty() {
+            return;
+        }
+        let Some(tx) = sender() else { return };
+        PENDING.fetch_add(1, Ordering::AcqRel);
+        let sent = tx.lock().map(|tx| tx.send(states));
+        if let Ok(Err(back)) = sent {
+            PENDING.fetch_sub(1, Ordering::AcqRel);
+            drop(back);
+        }
+    }
+
+    /// Wait until everything buried so far is freed.
+    pub fn wait() {
+        while PENDING.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 }
 
@@ -441,6 +502,12 @@ impl MemoryImage {
         self.fold.interval
     }
 
+    /// How many thinning rounds ran (far checkpoints are kept every
+    /// 2^this-th).
+    pub fn thin_level(&self) -> u32 {
+        self.fold.thin_level
+    }
+
     pub fn checkpoint_count(&self) -> usize {
         self.fold.checkpoints.iter().filter(|c| c.is_some()).count()
     }
@@ -541,6 +608,12 @@ impl MemoryImage {
             if let Some(slot) = self.fold.checkpoints.get_mut(m) {
                 *slot = Some(s);
             }
+        }
+        // The user moved: the checkpoints rebuilt around the last place
+        // they looked can go now, a few at a time (rather than all at once
+        // when the budget is next crossed).
+        if self.fold.thin_level > 0 {
+            self.fold.thin(self.fold.thin_level);
         }
         self.fold.keep_to_budget();
         Ok(state)
