@@ -334,9 +334,18 @@ fn index_of(image: &MemoryImage, id: i64) -> Result<usize, Failure> {
     image.index_of(id).map_err(|m| Failure::runtime(m.to_string()))
 }
 
+/// Streamed, not built as one string first: a big state's text would
+/// take tens of megabytes beside the state.
 fn print_json(out: &mut dyn Write, v: &PVal, compact: bool) -> Result<(), Failure> {
-    let text = if compact { v.to_json() } else { v.to_json_pretty() };
-    writeln!(out, "{text}")?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
+    let written = if compact {
+        serde_json::to_writer(&mut w, v)
+    } else {
+        serde_json::to_writer_pretty(&mut w, v)
+    };
+    written.map_err(std::io::Error::from)?;
+    writeln!(w)?;
+    w.flush()?;
     Ok(())
 }
 
