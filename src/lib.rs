@@ -7,6 +7,7 @@
 //! faces over it.
 
 pub mod alloc;
+pub mod calendar;
 pub mod cli;
 pub mod demo;
 pub mod diff;
