@@ -237,6 +237,7 @@ impl Index {
     }
 
     /// Append an entry.
+    #[cfg(test)]
     pub fn push(&mut self, e: &Entry) {
         self.push_parts(
             e.id,
@@ -430,20 +431,6 @@ impl Index {
             }
         }
         Err(lo)
-    }
-
-    /// Heap bytes held (an estimate from capacities).
-    pub fn heap_bytes(&self) -> usize {
-        let per = |c: &Chunk| {
-            c.id.capacity() * 8
-                + c.ty.capacity() * 4
-                + c.stream.capacity() * 4
-                + c.time.capacity() * 8
-                + c.pos.capacity() * 8
-                + c.len.capacity() * 4
-                + c.line.capacity() * 4
-        };
-        self.chunks.iter().map(per).sum()
     }
 }
 

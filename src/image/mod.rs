@@ -67,13 +67,6 @@ impl Entry {
     pub fn is_invalid(&self) -> bool {
         matches!(self.status, Status::Invalid(_))
     }
-
-    pub fn reducer_error(&self) -> Option<&str> {
-        match &self.status {
-            Status::ReducerError(m) => Some(m),
-            _ => None,
-        }
-    }
 }
 
 /// Tuning for the image.
@@ -343,10 +336,15 @@ const CACHE_LIMIT: usize = 4096;
 /// Replays of at least this many events read on a second thread.
 const PARALLEL_REPLAY: usize = 2048;
 
-fn replay_failed(id: i64, msg: &str) -> SourceError {
-    SourceError(format!(
-        "the reducer failed on event {id} when replayed ({msg}), but not when first folded; is it deterministic?"
-    ))
+/// One step of a replay: the event (id and `$event` value) applied to
+/// `state`, or nothing for a record the first fold skipped.
+fn replay_step(reducer: &dyn Reducer, state: PVal, item: Option<(i64, PVal)>) -> Result<PVal, SourceError> {
+    let Some((id, event)) = item else { return Ok(state) };
+    reducer.apply(&state, &event).map_err(|msg| {
+        SourceError(format!(
+            "the reducer failed on event {id} when replayed ({msg}), but not when first folded; is it deterministic?"
+        ))
+    })
 }
 
 impl MemoryImage {
@@ -634,16 +632,13 @@ impl MemoryImage {
         if to.saturating_sub(from) >= PARALLEL_REPLAY {
             return self.replay_parallel(from, state, to, each);
         }
+        let reducer = self.fold.reducer.clone();
         for i in from..to {
-            if *self.fold.entries.status(i) == Status::Ok
-                && let Ok(ev) = self.event(i)?
-            {
-                state = self
-                    .fold
-                    .reducer
-                    .apply(&state, &ev.to_pval())
-                    .map_err(|msg| replay_failed(ev.id, &msg))?;
-            }
+            let item = match *self.fold.entries.status(i) == Status::Ok {
+                true => self.event(i)?.ok().map(|ev| (ev.id, ev.to_pval())),
+                false => None,
+            };
+            state = replay_step(reducer.as_ref(), state, item)?;
             each(&state);
         }
         Ok(state)
@@ -690,11 +685,7 @@ impl MemoryImage {
             });
             for batch in rx {
                 for item in batch? {
-                    if let Some((id, event)) = item {
-                        state = reducer
-                            .apply(&state, &event)
-                            .map_err(|msg| replay_failed(id, &msg))?;
-                    }
+                    state = replay_step(reducer.as_ref(), state, item)?;
                     each(&state);
                 }
             }

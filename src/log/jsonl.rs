@@ -675,6 +675,21 @@ pub struct JsonlSource {
 }
 
 impl JsonlSource {
+    /// The parts of a JSONL resume position (offset, line, partial).
+    fn line_pos(&self, pos: &ResumePos) -> Result<(u64, u64, bool), SourceError> {
+        match *pos {
+            ResumePos::Line {
+                offset,
+                line,
+                partial,
+            } => Ok((offset, line, partial)),
+            _ => Err(SourceError(format!(
+                "{}: {pos:?} is not a JSONL position",
+                self.display()
+            ))),
+        }
+    }
+
     /// Open the file at `spec.path` (naming it `spec.display` in messages).
     pub fn open(spec: &SourceSpec) -> Result<JsonlSource, SourceError> {
         let mut src = JsonlSource {
@@ -920,17 +935,7 @@ impl LogSource for JsonlSource {
     }
 
     fn identity_at(&mut self, pos: &ResumePos) -> Result<LogIdentity, SourceError> {
-        let ResumePos::Line {
-            offset,
-            line,
-            partial,
-        } = *pos
-        else {
-            return Err(SourceError(format!(
-                "{}: {pos:?} is not a JSONL position",
-                self.display()
-            )));
-        };
+        let (offset, line, partial) = self.line_pos(pos)?;
         self.ensure_open()?;
         // The open file, not the path: the one `resume` will read.
         let size = match &self.file {
@@ -975,17 +980,7 @@ impl LogSource for JsonlSource {
     }
 
     fn resume(&mut self, pos: &ResumePos) -> Result<(), SourceError> {
-        let ResumePos::Line {
-            offset,
-            line,
-            partial,
-        } = *pos
-        else {
-            return Err(SourceError(format!(
-                "{}: {pos:?} is not a JSONL position",
-                self.display()
-            )));
-        };
+        let (offset, line, partial) = self.line_pos(pos)?;
         if partial && !self.accept_partial {
             // This reader waits for a last line's newline; the position
             // includes a line taken without one.
