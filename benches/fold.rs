@@ -120,6 +120,12 @@ fn main() {
         peak_rss_mb(),
         evscope::alloc::used_bytes() >> 20
     );
+    let (deltas, delta_bytes) = image.delta_stats();
+    println!(
+        "deltas: {deltas} intervals, {:.1} MB ({:.0} bytes an event)",
+        delta_bytes as f64 / (1 << 20) as f64,
+        delta_bytes as f64 / (deltas * interval).max(1) as f64
+    );
 
     let level_before = image.thin_level();
     // Seeks at pseudo-random events.

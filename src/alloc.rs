@@ -3,21 +3,29 @@
 //! and includes fragmentation). The binary installs it; a library user that
 //! does not gets RSS from /proc instead.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tikv_jemallocator::Jemalloc;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-/// The system allocator, counting live bytes.
+/// jemalloc, counting live bytes. jemalloc rather than the C library's
+/// allocator: persistent states allocate and free many small nodes from
+/// several threads (folding, reading, freeing dropped checkpoints), and
+/// glibc's arenas then spend much of a seek in lock waits and consolidation
+/// (on the 1M benchmark, before deltas: seek p50/p99 39/106 ms with glibc,
+/// 25/61 ms with jemalloc, and folding 163k against 177k events/s). Its
+/// size classes hold about 5% more resident memory for the same live
+/// bytes, which the image's budget allows for.
 pub struct CountingAlloc;
 
-// SAFETY: every method forwards to `System` with the same arguments and
+// SAFETY: every method forwards to `Jemalloc` with the same arguments and
 // only adds bookkeeping on an atomic counter.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Jemalloc.alloc(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -26,7 +34,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { Jemalloc.alloc_zeroed(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -35,13 +43,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { Jemalloc.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from this allocator with `layout`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Jemalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_add(new_size, Ordering::Relaxed);
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
@@ -67,17 +75,24 @@ pub fn used_bytes() -> usize {
     }
 }
 
-/// Give the pages of freed memory back to the system. glibc keeps what is
-/// freed for later small allocations, but the event index grows in large
-/// whole chunks that come from fresh pages: without this, memory freed by
+/// Give the pages of freed memory back to the system now rather than when
+/// jemalloc's decay timers would. The event index grows in large whole
+/// chunks that come from fresh pages: without this, memory freed by
 /// thinning checkpoints stays resident beside the growing index and the
 /// resident set creeps past the budget though live bytes keep to it.
 pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused pages of the malloc heap to
-    // the system; it has no preconditions.
+    // `arena.<MALLCTL_ARENAS_ALL>.purge`: every arena's unused dirty pages.
+    const PURGE_ALL: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: a "void" mallctl: no old or new value is read or written, and
+    // the name is a NUL-terminated string.
     unsafe {
-        libc::malloc_trim(0);
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }
 

@@ -16,8 +16,11 @@
 //! stretch the user is looking at becomes dense again. Answers never change;
 //! only the time a far seek takes does.
 
+mod delta;
 mod index;
 pub mod snapshot;
+
+use delta::Delta;
 
 pub use index::Index;
 
@@ -118,6 +121,12 @@ struct Fold {
     /// entries, or `None` where it was thinned. `checkpoints[0]` is always
     /// the initial state.
     checkpoints: Vec<Option<PVal>>,
+    /// `deltas[c]` turns checkpoint `c`'s state into checkpoint `c + 1`'s,
+    /// or is `None` where it was dropped under the budget (or not made).
+    deltas: Vec<Option<Delta>>,
+    /// Bytes the deltas hold.
+    delta_bytes: usize,
+    maker: delta::Maker,
     /// The checkpoint index the user is looking at; thinning spares it.
     focus: usize,
     /// How many thinning rounds ran: far checkpoints are kept only at
@@ -142,10 +151,11 @@ impl Fold {
     /// Thin far checkpoints while the process holds more than the budget.
     fn keep_to_budget(&mut self) {
         let Some(budget) = self.budget else { return };
-        // The count is of bytes asked for; the allocator's own overhead and
-        // freed memory not yet reused add about a fifth on top of it in the
-        // resident set (measured on the benchmark logs). Aim below the
-        // budget by that much.
+        // The count is of bytes asked for; jemalloc's size classes (a
+        // 272-byte tree node takes 320) and freed memory not yet reused
+        // add up to 28% on top of it in the resident set (measured on the
+        // benchmark logs, 1M and 10M events). Aim below the budget by that
+        // much.
         // Room is kept for the index entries of the records not read yet:
         // the index only grows, and in fresh pages (see
         // `alloc::release_free_memory`), so the checkpoints must leave it
@@ -153,7 +163,7 @@ impl Fold {
         let reserve = usize::try_from(self.unread)
             .unwrap_or(usize::MAX)
             .saturating_mul(Index::ENTRY_BYTES);
-        let limit = (budget / 5 * 4).saturating_sub(reserve);
+        let limit = (budget / 100 * 78).saturating_sub(reserve);
         if crate::alloc::used_bytes() <= limit {
             return;
         }
@@ -171,10 +181,15 @@ impl Fold {
             self.thin(self.thin_level);
             graveyard::wait();
         }
+        // Then deltas, farthest from the focus first.
+        let used = crate::alloc::used_bytes();
+        if used > limit {
+            self.drop_far_deltas(used - limit);
+        }
         self.freed_since_trim += before.saturating_sub(crate::alloc::used_bytes());
-        // Only while the index still has records to take in: a trim walks
-        // the whole heap (tens of milliseconds on a big one), too slow to
-        // pay on a seek.
+        // Only while the index still has records to take in (it grows in
+        // fresh pages); afterwards jemalloc's own decay gives pages back
+        // without a seek waiting for it.
         if self.freed_since_trim > TRIM_AFTER && self.unread > 0 {
             crate::alloc::release_free_memory();
             self.freed_since_trim = 0;
@@ -195,6 +210,53 @@ impl Fold {
             }
         }
         graveyard::bury(dropped);
+    }
+
+    /// Drop deltas, farthest from the focus first, until `need` bytes are
+    /// freed; those near the focus stay.
+    fn drop_far_deltas(&mut self, mut need: usize) {
+        let (mut lo, mut hi) = (0, self.deltas.len());
+        while need > 0 && lo < hi {
+            let c = if self.focus.abs_diff(lo) >= self.focus.abs_diff(hi - 1) {
+                lo += 1;
+                lo - 1
+            } else {
+                hi -= 1;
+                hi
+            };
+            if c.abs_diff(self.focus) <= NEAR_FOCUS {
+                break;
+            }
+            if let Some(d) = self.deltas[c].take() {
+                need = need.saturating_sub(d.bytes());
+                self.delta_bytes -= d.bytes();
+            }
+        }
+    }
+
+    /// Have the delta for interval `c` made, from `a` (the state at
+    /// checkpoint `c`) to `b` (at `c + 1`).
+    fn queue_delta(&mut self, c: usize, a: PVal, b: PVal) {
+        if let Some((c, delta)) = self.maker.queue(c, a, b) {
+            self.set_delta(c, delta);
+        }
+    }
+
+    /// Keep the deltas made so far; with `wait`, all those queued.
+    fn collect_deltas(&mut self, wait: bool) {
+        for (c, delta) in self.maker.collect(wait) {
+            self.set_delta(c, delta);
+        }
+    }
+
+    /// Keep `delta` as the one for interval `c`.
+    fn set_delta(&mut self, c: usize, delta: Option<Delta>) {
+        let Some(slot) = self.deltas.get_mut(c) else {
+            return;
+        };
+        let old = std::mem::replace(slot, delta);
+        self.delta_bytes -= old.map_or(0, |d| d.bytes());
+        self.delta_bytes += slot.as_ref().map_or(0, Delta::bytes);
     }
 
     fn push(&mut self, record: Record) {
@@ -232,6 +294,13 @@ impl Fold {
             }
         }
         if self.entries.len().is_multiple_of(self.interval) {
+            let before = self.checkpoints.last().and_then(Option::as_ref);
+            let before = before.cloned();
+            self.deltas.push(None);
+            if let Some(before) = before {
+                self.queue_delta(self.deltas.len() - 1, before, self.last.clone());
+            }
+            self.collect_deltas(false);
             self.checkpoints.push(Some(self.last.clone()));
             self.focus = self.checkpoints.len() - 1;
             self.keep_to_budget();
@@ -362,6 +431,9 @@ impl MemoryImage {
                 reducer,
                 last: init.clone(),
                 checkpoints: vec![Some(init.clone())],
+                deltas: Vec::new(),
+                delta_bytes: 0,
+                maker: delta::Maker::default(),
                 focus: 0,
                 thin_level: 0,
                 budget: options.memory_budget,
@@ -413,6 +485,8 @@ impl MemoryImage {
                 }
                 progress(fold.entries.len());
             }
+            // The log is read: seeks can use every delta from now on.
+            fold.collect_deltas(true);
             Ok(added)
         })
     }
@@ -456,6 +530,9 @@ impl MemoryImage {
         let f = &mut self.fold;
         f.entries.clear();
         f.checkpoints = vec![Some(f.init.clone())];
+        f.deltas.clear();
+        f.delta_bytes = 0;
+        f.maker.forget();
         f.focus = 0;
         f.thin_level = 0;
         f.last = f.init.clone();
@@ -509,6 +586,12 @@ impl MemoryImage {
 
     pub fn checkpoint_count(&self) -> usize {
         self.fold.checkpoints.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// How many intervals have a delta, and the bytes they hold.
+    pub fn delta_stats(&self) -> (usize, usize) {
+        let n = self.fold.deltas.iter().filter(|d| d.is_some()).count();
+        (n, self.fold.delta_bytes)
     }
 
     /// The initial state.
@@ -578,6 +661,7 @@ impl MemoryImage {
         if count == self.fold.entries.len() {
             return Ok(self.fold.last.clone());
         }
+        self.fold.collect_deltas(false);
         let k = self.fold.interval;
         let want = count / k;
         // The nearest kept checkpoint at or before the one we want.
@@ -589,25 +673,8 @@ impl MemoryImage {
         if c == want {
             return self.replay(c * k, start, count, &mut |_| {});
         }
-        // Replay, rebuilding the thinned checkpoints on the way: the user is
-        // looking here, so stepping around must be cheap again.
-        // Only those thinning would keep: near the focus, or on the grid of
-        // the current level (a long replay must not hold them all at once).
-        let mut rebuilt = Vec::new();
-        let mut done = c * k;
-        let step = 1usize << self.fold.thin_level.min(62);
-        let state = self.replay(c * k, start, count, &mut |s| {
-            done += 1;
-            let m = done / k;
-            if done.is_multiple_of(k) && (m.abs_diff(want) <= NEAR_FOCUS || m.is_multiple_of(step)) {
-                rebuilt.push((m, s.clone()));
-            }
-        })?;
-        for (m, s) in rebuilt {
-            if let Some(slot) = self.fold.checkpoints.get_mut(m) {
-                *slot = Some(s);
-            }
-        }
+        let state = self.advance(c, start, want)?;
+        let state = self.replay(want * k, state, count, &mut |_| {})?;
         // The user moved: the checkpoints rebuilt around the last place
         // they looked can go now, a few at a time (rather than all at once
         // when the budget is next crossed).
@@ -615,6 +682,62 @@ impl MemoryImage {
             self.fold.thin(self.fold.thin_level);
         }
         self.fold.keep_to_budget();
+        Ok(state)
+    }
+
+    /// The state at checkpoint `want` from `state`, the one at checkpoint
+    /// `c`: across each interval by its delta where there is one, else by
+    /// replaying its events (and making its delta on the way). The
+    /// checkpoints passed are rebuilt where thinning would keep them: near
+    /// `want` (the user is looking there, so stepping around must be cheap
+    /// again) or on the grid of the current level (a long stretch must not
+    /// hold them all at once).
+    fn advance(&mut self, c: usize, mut state: PVal, want: usize) -> Result<PVal, SourceError> {
+        let k = self.fold.interval;
+        let step = 1usize << self.fold.thin_level.min(62);
+        let keep = move |m: usize| m.abs_diff(want) <= NEAR_FOCUS || m.is_multiple_of(step);
+        let mut rebuilt = Vec::new();
+        let mut made = Vec::new();
+        let mut j = c;
+        while j < want {
+            if let Some(delta) = &self.fold.deltas[j] {
+                delta.apply(&mut state).map_err(|e| {
+                    SourceError(format!(
+                        "internal error: the changes kept for events {}..{} do not apply ({e})",
+                        j * k,
+                        (j + 1) * k
+                    ))
+                })?;
+                j += 1;
+                if keep(j) {
+                    rebuilt.push((j, state.clone()));
+                }
+                continue;
+            }
+            // A run of intervals without deltas: replay it in one go.
+            let end = (j..want).find(|&m| self.fold.deltas[m].is_some()).unwrap_or(want);
+            let mut done = j * k;
+            let mut prev = state.clone();
+            state = self.replay(j * k, state, end * k, &mut |s| {
+                done += 1;
+                if done.is_multiple_of(k) {
+                    let m = done / k;
+                    made.push((m - 1, std::mem::replace(&mut prev, s.clone()), s.clone()));
+                    if keep(m) {
+                        rebuilt.push((m, s.clone()));
+                    }
+                }
+            })?;
+            j = end;
+        }
+        for (m, s) in rebuilt {
+            if let Some(slot) = self.fold.checkpoints.get_mut(m) {
+                *slot = Some(s);
+            }
+        }
+        for (m, a, b) in made {
+            self.fold.queue_delta(m, a, b);
+        }
         Ok(state)
     }
 
@@ -736,5 +859,113 @@ impl MemoryImage {
         let a = self.state_after(from)?;
         let b = self.state_after(to)?;
         Ok(diff(&a, &b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{self, SourceKind, SourceSpec};
+    use crate::reduce::JqReducer;
+
+    /// Keeps a list per key, a count, and deletes keys: changes that add,
+    /// replace and remove object members and array items.
+    const REDUCER: &str = r#"
+        if $event.type == "del" then del(.[$event.data.k])
+        else .[$event.data.k] += [$event.data.v] | .n += 1
+        | if ($event.data.v % 3) == 0 then .[$event.data.k] |= .[1:] else . end
+        end"#;
+
+    /// A JSONL log of `n` pseudo-random events, an image of it (checkpoint
+    /// every 4, no budget) and the plain fold's states (`states[i]`: after
+    /// `i` events).
+    fn folded(dir: &std::path::Path, n: usize, seed: u64) -> (MemoryImage, Vec<PVal>) {
+        let mut x = seed | 1;
+        let mut text = String::new();
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ty = if x.is_multiple_of(11) { "del" } else { "add" };
+            let k = format!("k{}", (x >> 8) % 13);
+            text += &format!(
+                r#"{{"id":{},"type":"{ty}","data":{{"k":"{k}","v":{}}}}}"#,
+                i + 1,
+                x % 100
+            );
+            text.push('\n');
+        }
+        let path = dir.join("log.jsonl");
+        std::fs::write(&path, &text).unwrap();
+        let spec = SourceSpec {
+            kind: SourceKind::Jsonl,
+            path: path.clone(),
+            display: "log.jsonl".into(),
+            mapping: Default::default(),
+            accept_partial_last_line: true,
+        };
+        let reducer = Arc::new(JqReducer::compile(REDUCER, "test").unwrap());
+        let mut states = vec![PVal::empty_obj()];
+        for line in text.lines() {
+            let ev = PVal::from_json(line).unwrap();
+            let next = reducer.apply(states.last().unwrap(), &ev).unwrap();
+            states.push(next);
+        }
+        let options = ImageOptions {
+            checkpoint_interval: 4,
+            memory_budget: None,
+        };
+        let mut image = MemoryImage::new(log::open(&spec).unwrap(), reducer, PVal::empty_obj(), options);
+        image.load(&mut |_| {}).unwrap();
+        (image, states)
+    }
+
+    #[test]
+    fn seeks_across_thinned_checkpoints_by_deltas_or_replays_give_the_plain_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every delta kept; every other one dropped; none.
+        for keep_every in [1, 2, 0] {
+            let (mut image, states) = folded(dir.path(), 400, 7 + keep_every as u64);
+            let intervals = image.fold.deltas.len();
+            assert_eq!(image.delta_stats().0, intervals, "a delta for every interval");
+            image.fold.thin_level = 3;
+            image.fold.thin(3);
+            for c in 0..intervals {
+                if keep_every == 0 || c % keep_every != 0 {
+                    image.fold.set_delta(c, None);
+                }
+            }
+            assert!(image.checkpoint_count() < intervals / 4);
+            let kept = image.delta_stats().0;
+            let n = states.len() - 1;
+            for k in 0..n {
+                let i = (k * 7919) % n;
+                assert_eq!(
+                    image.state_after(i).unwrap(),
+                    states[i + 1],
+                    "after {i}, keep {keep_every}"
+                );
+                assert_eq!(
+                    image.state_before(i).unwrap(),
+                    states[i],
+                    "before {i}, keep {keep_every}"
+                );
+            }
+            // Replays made missing deltas again (on the maker thread).
+            image.fold.collect_deltas(true);
+            if kept < intervals {
+                assert!(image.delta_stats().0 > kept, "keep {keep_every}");
+            }
+        }
+    }
+
+    #[test]
+    fn deltas_are_bytes_not_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, _) = folded(dir.path(), 400, 3);
+        let (count, bytes) = image.delta_stats();
+        assert_eq!(count, 100);
+        // A few changes an interval of four events: tens of bytes each.
+        assert!(bytes < count * 400, "{bytes} bytes for {count} deltas");
     }
 }

@@ -47,7 +47,7 @@
 //! prefix): about 12 bytes an event. Type and stream names and reducer
 //! error messages are written once and then referred to by number.
 
-mod codec;
+pub(super) mod codec;
 
 use super::{Entry, Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
@@ -1111,6 +1111,9 @@ impl MemoryImage {
         // user seeks.
         let c = n / f.interval;
         f.checkpoints = vec![None; c + 1];
+        f.deltas = std::iter::repeat_with(|| None).take(c).collect();
+        f.delta_bytes = 0;
+        f.maker.forget();
         f.checkpoints[0] = Some(f.init.clone());
         if n.is_multiple_of(f.interval) {
             f.checkpoints[c] = Some(snap.last.clone());
