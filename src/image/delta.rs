@@ -26,6 +26,12 @@ impl Delta {
         Some(Delta(lz4_flex::compress_prepend_size(&out).into_boxed_slice()))
     }
 
+    /// Bytes that are not a delta (for tests of what happens then).
+    #[cfg(test)]
+    pub fn garbage() -> Delta {
+        Delta(Box::new([7, 0, 0, 0, 1, 2, 3]))
+    }
+
     /// Heap bytes the delta holds.
     pub fn bytes(&self) -> usize {
         self.0.len()

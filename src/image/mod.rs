@@ -701,18 +701,18 @@ impl MemoryImage {
         let mut j = c;
         while j < want {
             if let Some(delta) = &self.fold.deltas[j] {
-                delta.apply(&mut state).map_err(|e| {
-                    SourceError(format!(
-                        "internal error: the changes kept for events {}..{} do not apply ({e})",
-                        j * k,
-                        (j + 1) * k
-                    ))
-                })?;
-                j += 1;
-                if keep(j) {
-                    rebuilt.push((j, state.clone()));
+                let mut next = state.clone();
+                if delta.apply(&mut next).is_ok() {
+                    state = next;
+                    j += 1;
+                    if keep(j) {
+                        rebuilt.push((j, state.clone()));
+                    }
+                    continue;
                 }
-                continue;
+                // A delta that does not apply would be a bug, never an
+                // answer: forget it and replay its interval instead.
+                self.fold.set_delta(j, None);
             }
             // A run of intervals without deltas: replay it in one go.
             let end = (j..want).find(|&m| self.fold.deltas[m].is_some()).unwrap_or(want);
@@ -936,6 +936,8 @@ mod tests {
                 }
             }
             assert!(image.checkpoint_count() < intervals / 4);
+            // A damaged delta is replayed over, not trusted.
+            image.fold.set_delta(5, Some(Delta::garbage()));
             let kept = image.delta_stats().0;
             let n = states.len() - 1;
             for k in 0..n {
