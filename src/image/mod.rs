@@ -135,6 +135,9 @@ struct Fold {
     budget: Option<usize>,
     /// About how many records the source has left to read.
     unread: u64,
+    /// Bytes to leave free for something outside the image (a snapshot
+    /// being written).
+    set_aside: usize,
     /// Bytes freed by thinning since freed pages were last given back.
     freed_since_trim: usize,
     /// The state after the last entry.
@@ -162,7 +165,8 @@ impl Fold {
         // that room now.
         let reserve = usize::try_from(self.unread)
             .unwrap_or(usize::MAX)
-            .saturating_mul(Index::ENTRY_BYTES);
+            .saturating_mul(Index::ENTRY_BYTES)
+            .saturating_add(self.set_aside);
         let limit = (budget / 100 * 78).saturating_sub(reserve);
         if crate::alloc::used_bytes() <= limit {
             return;
@@ -439,6 +443,7 @@ impl MemoryImage {
                 budget: options.memory_budget,
                 freed_since_trim: 0,
                 unread: 0,
+                set_aside: 0,
                 init,
                 interval: options.checkpoint_interval.max(1),
                 entries: Index::default(),
@@ -586,6 +591,19 @@ impl MemoryImage {
 
     pub fn checkpoint_count(&self) -> usize {
         self.fold.checkpoints.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// Keep `bytes` free within the memory budget for something outside
+    /// the image (0: no longer), thinning now if need be.
+    pub fn set_aside(&mut self, bytes: usize) {
+        self.fold.set_aside = bytes;
+        if bytes > 0 && self.fold.budget.is_some() {
+            self.fold.keep_to_budget();
+            // What thinning freed must leave the resident set now, or the
+            // room is only on paper.
+            graveyard::wait();
+            crate::alloc::release_free_memory();
+        }
     }
 
     /// How many intervals have a delta, and the bytes they hold.
