@@ -1283,3 +1283,30 @@ fn jsonl_throughput() {
         count as f64 / secs
     );
 }
+
+#[test]
+fn sources_tell_about_how_many_records_are_left() {
+    let dir = tempfile::tempdir().unwrap();
+    // SQLite: the rowids after the last one read.
+    let db = dir.path().join("log.db");
+    let c = ecto_db(&db);
+    for i in 0..100 {
+        insert(&c, "T", &format!(r#"{{"n":{i}}}"#));
+    }
+    let mut src = open_sqlite(&db);
+    assert_eq!(read(src.as_mut(), Some(30)).len(), 30);
+    assert_eq!(src.unread_hint(), Some(70));
+    read_all(src.as_mut());
+    assert_eq!(src.unread_hint(), Some(0));
+    insert(&c, "T", "{}");
+    assert_eq!(read(src.as_mut(), Some(0)).len(), 0);
+    assert_eq!(src.unread_hint(), Some(1));
+    // JSONL: the bytes left over the bytes a line took so far.
+    let mut text = String::new();
+    for i in 0..100 {
+        text += &format!("{{\"id\":{},\"type\":\"T\",\"data\":{{}}}}\n", 100 + i);
+    }
+    let (_, mut src) = open_jsonl(dir.path(), text.as_bytes());
+    assert_eq!(read(src.as_mut(), Some(40)).len(), 40);
+    assert_eq!(src.unread_hint(), Some(60));
+}

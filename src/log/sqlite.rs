@@ -787,6 +787,26 @@ impl LogSource for SqliteSource {
         Ok(if newer { Change::Appended } else { Change::None })
     }
 
+    /// The rowids after the last one read (the index lookup of the
+    /// largest rowid is cheap). Exact when rows are read in rowid order, as
+    /// in a log whose ids grow with its inserts; deleted rows make it an
+    /// overestimate, which only makes the image keep more room.
+    fn unread_hint(&self) -> Option<u64> {
+        if self.drained {
+            return Some(0);
+        }
+        let (conn, schema) = self.conn.as_ref()?;
+        let rowid = schema.rowid;
+        let sql = format!("SELECT min({rowid}), max({rowid}) FROM {}", ident(&schema.table));
+        let (min, max): (Option<i64>, Option<i64>) = conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .ok()?;
+        let (min, max) = (min?, max?);
+        let done = self.last.as_ref().map_or(min - 1, |(_, r)| *r);
+        u64::try_from(max.saturating_sub(done)).ok()
+    }
+
     fn rewind(&mut self) {
         self.conn = None;
         self.last = None;
