@@ -710,7 +710,8 @@ impl MemoryImage {
     /// `want` (the user is looking there, so stepping around must be cheap
     /// again) or on the grid of the current level (a long stretch must not
     /// hold them all at once).
-    fn advance(&mut self, c: usize, mut state: PVal, want: usize) -> Result<PVal, SourceError> {
+    fn advance(&mut self, c: usize, start: PVal, want: usize) -> Result<PVal, SourceError> {
+        let mut state = start.clone();
         let k = self.fold.interval;
         let step = 1usize << self.fold.thin_level.min(62);
         let keep = move |m: usize| m.abs_diff(want) <= NEAR_FOCUS || m.is_multiple_of(step);
@@ -719,18 +720,19 @@ impl MemoryImage {
         let mut j = c;
         while j < want {
             if let Some(delta) = &self.fold.deltas[j] {
-                let mut next = state.clone();
-                if delta.apply(&mut next).is_ok() {
-                    state = next;
-                    j += 1;
-                    if keep(j) {
-                        rebuilt.push((j, state.clone()));
-                    }
-                    continue;
+                // In place: the nodes copied by the deltas before this one
+                // are this state's alone and are updated without copying.
+                if delta.apply(&mut state).is_err() {
+                    // A delta that does not apply would be a bug, never an
+                    // answer: forget it and start again from `c`.
+                    self.fold.set_delta(j, None);
+                    return self.advance(c, start, want);
                 }
-                // A delta that does not apply would be a bug, never an
-                // answer: forget it and replay its interval instead.
-                self.fold.set_delta(j, None);
+                j += 1;
+                if keep(j) {
+                    rebuilt.push((j, state.clone()));
+                }
+                continue;
             }
             // A run of intervals without deltas: replay it in one go.
             let end = (j..want).find(|&m| self.fold.deltas[m].is_some()).unwrap_or(want);
