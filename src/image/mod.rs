@@ -40,6 +40,10 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
 /// Give freed pages back to the system after thinning freed this much.
 const TRIM_AFTER: usize = 64 << 20;
 
+/// A seek that replays intervals without deltas makes them again for the
+/// last this many before its target.
+const REMAKE_NEAR: usize = 16;
+
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 4;
 
@@ -163,11 +167,7 @@ impl Fold {
         // the index only grows, and in fresh pages (see
         // `alloc::release_free_memory`), so the checkpoints must leave it
         // that room now.
-        let reserve = usize::try_from(self.unread)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(Index::ENTRY_BYTES)
-            .saturating_add(self.set_aside);
-        let limit = (budget / 100 * 78).saturating_sub(reserve);
+        let limit = self.limit(budget);
         if crate::alloc::used_bytes() <= limit {
             return;
         }
@@ -214,6 +214,16 @@ impl Fold {
             }
         }
         graveyard::bury(dropped);
+    }
+
+    /// The live bytes the image may hold under `budget` (see
+    /// [`Fold::keep_to_budget`]).
+    fn limit(&self, budget: usize) -> usize {
+        let reserve = usize::try_from(self.unread)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(Index::ENTRY_BYTES)
+            .saturating_add(self.set_aside);
+        (budget / 100 * 78).saturating_sub(reserve)
     }
 
     /// Drop deltas, farthest from the focus first, until `need` bytes are
@@ -714,7 +724,13 @@ impl MemoryImage {
         let mut state = start.clone();
         let k = self.fold.interval;
         let step = 1usize << self.fold.thin_level.min(62);
-        let keep = move |m: usize| m.abs_diff(want) <= NEAR_FOCUS || m.is_multiple_of(step);
+        // Those on the grid only while the budget has room: a long replay
+        // (after a snapshot restore the level is 0) must not hold a
+        // checkpoint for every interval it passes.
+        let limit = self.fold.budget.map_or(usize::MAX, |b| self.fold.limit(b));
+        let keep = move |m: usize| {
+            m.abs_diff(want) <= NEAR_FOCUS || (m.is_multiple_of(step) && crate::alloc::used_bytes() < limit)
+        };
         let mut rebuilt = Vec::new();
         let mut made = Vec::new();
         let mut j = c;
@@ -742,7 +758,13 @@ impl MemoryImage {
                 done += 1;
                 if done.is_multiple_of(k) {
                     let m = done / k;
-                    made.push((m - 1, std::mem::replace(&mut prev, s.clone()), s.clone()));
+                    let before = std::mem::replace(&mut prev, s.clone());
+                    // Only near the target, where the user steps around: a
+                    // delta for every interval of a long replay would hold
+                    // two states each until it ends (gigabytes on a big log).
+                    if m + REMAKE_NEAR >= want {
+                        made.push((m - 1, before, s.clone()));
+                    }
                     if keep(m) {
                         rebuilt.push((m, s.clone()));
                     }
