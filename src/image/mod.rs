@@ -308,8 +308,7 @@ impl Fold {
             }
         }
         if self.entries.len().is_multiple_of(self.interval) {
-            let before = self.checkpoints.last().and_then(Option::as_ref);
-            let before = before.cloned();
+            let before = self.checkpoints.last().cloned().flatten();
             self.deltas.push(None);
             if let Some(before) = before {
                 self.queue_delta(self.deltas.len() - 1, before, self.last.clone());

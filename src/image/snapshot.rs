@@ -411,7 +411,7 @@ impl SnapshotCache {
         let payload = w.finish()?;
         let len = payload.len();
         let err = |e: std::io::Error| format!("{}: {e}", self.dir.display());
-        self.make_dir()?;
+        // The directory was made with the writer (see `writer`).
         // tempfile creates it with mode 0600, in the cache directory (never
         // next to the log), and removes it if anything below fails.
         let mut tmp = tempfile::Builder::new()
