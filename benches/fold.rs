@@ -50,10 +50,10 @@ fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "assets/examples/bench.jq".into());
-    let interval: usize = std::env::var("EVSCOPE_CHECKPOINT_EVERY")
+    // EVSCOPE_CHECKPOINT_EVERY=N; unset (or `auto`): the cost model picks.
+    let interval: Option<usize> = std::env::var("EVSCOPE_CHECKPOINT_EVERY")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(evscope::image::DEFAULT_CHECKPOINT_INTERVAL);
+        .and_then(|s| s.parse().ok());
     // EVSCOPE_MEMORY=2G, or =none for no budget (default: the CLI's default).
     let budget = match std::env::var("EVSCOPE_MEMORY") {
         Ok(v) if v.eq_ignore_ascii_case("none") => None,
@@ -104,7 +104,15 @@ fn main() {
     let secs = t.elapsed().as_secs_f64();
     let n = image.len();
     println!(
-        "log: {log_path} ({n} events), reducer: {reducer_path}, checkpoint every {interval}, memory budget {}",
+        "log: {log_path} ({n} events), reducer: {reducer_path}, checkpoint every {} ({}), memory budget {}",
+        image.checkpoint_interval(),
+        match image.event_cost() {
+            Some(cost) => format!(
+                "picked by the cost model: reducer {:.1} µs an event",
+                cost.as_secs_f64() * 1e6
+            ),
+            None => "set".to_string(),
+        },
         budget.map_or("none".to_string(), |b| format!("{} MB", b >> 20))
     );
     println!(
@@ -124,7 +132,7 @@ fn main() {
     println!(
         "deltas: {deltas} intervals, {:.1} MB ({:.0} bytes an event)",
         delta_bytes as f64 / (1 << 20) as f64,
-        delta_bytes as f64 / (deltas * interval).max(1) as f64
+        delta_bytes as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
     );
 
     let level_before = image.thin_level();

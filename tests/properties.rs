@@ -236,7 +236,7 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(JqReducer::compile(TEST_REDUCER, "test").unwrap()),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: interval, ..Default::default() },
+            ImageOptions { checkpoint_interval: Some(interval), ..Default::default() },
         );
         image.load(&mut |_| {}).unwrap();
         prop_assert_eq!(image.len(), recs.len());
@@ -268,7 +268,7 @@ proptest! {
             Box::new(source),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: 8, ..Default::default() },
+            ImageOptions { checkpoint_interval: Some(8), ..Default::default() },
         );
         image.load(&mut |_| {}).unwrap();
         prop_assert_eq!(image.last_state(), &expected[split]);
@@ -324,7 +324,7 @@ fn image_of(path: &std::path::Path, kind: SourceKind) -> MemoryImage {
         Arc::new(JqReducer::compile(TEST_REDUCER, "test").unwrap()),
         PVal::empty_obj(),
         ImageOptions {
-            checkpoint_interval: 5,
+            checkpoint_interval: Some(5),
             ..Default::default()
         },
     );
@@ -368,7 +368,7 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: interval, memory_budget: Some(1) },
+            ImageOptions { checkpoint_interval: Some(interval), memory_budget: Some(1) },
         );
         image.load(&mut |_| {}).unwrap();
         let possible = recs.len() / interval + 1;
@@ -403,7 +403,7 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: 8192, memory_budget: tiny_budget.then_some(1) },
+            ImageOptions { checkpoint_interval: Some(8192), memory_budget: tiny_budget.then_some(1) },
         );
         image.load(&mut |_| {}).unwrap();
         for ix in seeks {

@@ -19,7 +19,7 @@ fn fold_to(fx: &Fixture, id: i64) -> PVal {
         Arc::new(Tally),
         PVal::empty_obj(),
         ImageOptions {
-            checkpoint_interval: 1_000_000,
+            checkpoint_interval: Some(1_000_000),
             ..Default::default()
         },
     );

@@ -156,9 +156,11 @@ pub struct ReducerArgs {
     /// The initial state as JSON (default: the reducer's `init`, else {}).
     #[arg(long, value_name = "JSON")]
     pub init: Option<String>,
-    /// Events between checkpoints (a seek replays at most this many).
-    #[arg(long, value_name = "N", default_value_t = crate::image::DEFAULT_CHECKPOINT_INTERVAL)]
-    pub checkpoint_every: usize,
+    /// Events between checkpoints (a seek replays at most this many after the
+    /// checkpoint before its target); `auto` times the reducer on the first 4096
+    /// events and picks a power of two from 64 to 4096 whose replay takes about 4 ms.
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_spacing)]
+    pub checkpoint_every: Spacing,
     /// Memory budget: past it, checkpoints far from the cursor are thinned
     /// (far seeks get slower, answers never change). K, M, G suffixes; `none` for no limit.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_budget)]
@@ -167,6 +169,22 @@ pub struct ReducerArgs {
     /// $EVSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/evscope or ~/.cache/evscope).
     #[arg(long)]
     pub no_cache: bool,
+}
+
+/// A checkpoint spacing from the command line (`None`: the cost model's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Spacing(pub Option<usize>);
+
+fn parse_spacing(text: &str) -> Result<Spacing, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(Spacing(None));
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Spacing(Some(n))),
+        _ => Err(format!(
+            "{text:?} is not a number of events (at least 1) or `auto`"
+        )),
+    }
 }
 
 /// A memory budget from the command line (`None`: unlimited).
@@ -189,11 +207,8 @@ fn parse_budget(text: &str) -> Result<Budget, String> {
 impl ReducerArgs {
     /// The memory image's options from these flags.
     pub fn image_options(&self) -> Result<crate::image::ImageOptions, String> {
-        if self.checkpoint_every == 0 {
-            return Err("--checkpoint-every must be at least 1".into());
-        }
         Ok(crate::image::ImageOptions {
-            checkpoint_interval: self.checkpoint_every,
+            checkpoint_interval: self.checkpoint_every.0,
             memory_budget: self.memory.0,
         })
     }

@@ -9,11 +9,14 @@
 //! (read, parse, run the reducer), several times faster.
 
 use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
+use crate::diff::{Change, Op};
 use crate::value::PVal;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// The changes that turn the state at one checkpoint into the state at the
-/// next, in the snapshot's change-list encoding.
+/// next, in the snapshot's change-list encoding, with the old values too:
+/// a delta goes either way, so a seek starts from whichever kept
+/// checkpoint is nearer, before or after.
 pub(super) struct Delta(Box<[u8]>);
 
 impl Delta {
@@ -22,7 +25,7 @@ impl Delta {
     pub fn between(a: &PVal, b: &PVal) -> Option<Delta> {
         let changes = crate::diff::diff(a, b);
         let mut out = Vec::new();
-        codec::put_changes(&mut out, &mut TextTable::default(), &changes).ok()?;
+        codec::put_changes(&mut out, &mut TextTable::default(), &changes, true).ok()?;
         Some(Delta(lz4_flex::compress_prepend_size(&out).into_boxed_slice()))
     }
 
@@ -40,13 +43,36 @@ impl Delta {
     /// Apply the changes to `state`, which must be the state the delta was
     /// made from, in place.
     pub fn apply(&self, state: &mut PVal) -> Result<(), String> {
-        let bytes = lz4_flex::decompress_size_prepended(&self.0).map_err(|e| e.to_string())?;
-        let mut r = Reader::new(&bytes);
-        let changes = codec::get_changes(&mut r, &mut ReadTable::default()).map_err(|e| e.0)?;
-        for c in changes {
+        for c in self.changes()? {
             crate::diff::apply_change(state, c.op, &c.path, c.value)?;
         }
         Ok(())
+    }
+
+    /// Undo the changes on `state`, which must be the state the delta
+    /// leads to, in place: it becomes the state the delta was made from.
+    pub fn undo(&self, state: &mut PVal) -> Result<(), String> {
+        // Last change first: array indexes are those of the state each
+        // change was made on.
+        for c in self.changes()?.into_iter().rev() {
+            let op = match c.op {
+                Op::Add => Op::Remove,
+                Op::Remove => Op::Add,
+                Op::Replace => Op::Replace,
+            };
+            crate::diff::apply_change(state, op, &c.path, c.old)?;
+        }
+        Ok(())
+    }
+
+    fn changes(&self) -> Result<Vec<Change>, String> {
+        let bytes = lz4_flex::decompress_size_prepended(&self.0).map_err(|e| e.to_string())?;
+        let mut r = Reader::new(&bytes);
+        let changes = codec::get_changes(&mut r, &mut ReadTable::default(), true).map_err(|e| e.0)?;
+        match r.remaining() {
+            0 => Ok(changes),
+            n => Err(format!("{n} bytes after the changes")),
+        }
     }
 }
 
@@ -152,6 +178,8 @@ mod tests {
             (r#"{"users":{"a@x":{"n":1}}}"#, r#"{"users":{"b@x":{"n":1}}}"#),
             ("1", r#""one""#),
             ("{}", "{}"),
+            (r#"[1,2,3,4]"#, r#"[1]"#),
+            (r#"{"a":[{"b":1},2]}"#, r#"{"a":[{"b":2},2,[3]],"c":{}}"#),
         ];
         for (a, b) in pairs {
             let (a, b) = (v(a), v(b));
@@ -159,6 +187,8 @@ mod tests {
             let mut s = a.clone();
             d.apply(&mut s).unwrap();
             assert_eq!(s, b, "{a} -> {b}");
+            d.undo(&mut s).unwrap();
+            assert_eq!(s, a, "{a} <- {b}");
             // The first state is left alone (the delta copies what it changes).
             assert_eq!(a, v(&a.to_json()));
         }

@@ -31,8 +31,40 @@ use crate::value::PVal;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Default number of events between checkpoints.
+/// Events between checkpoints when the cost model has nothing to go on.
 pub const DEFAULT_CHECKPOINT_INTERVAL: usize = 1024;
+
+/// The checkpoint spacing the cost model picks from: powers of two in
+/// this range.
+pub const MIN_AUTO_INTERVAL: usize = 64;
+pub const MAX_AUTO_INTERVAL: usize = 4096;
+
+/// The cost model times the reducer on this many first events (a multiple
+/// of [`MAX_AUTO_INTERVAL`]) before it picks the spacing; until then
+/// checkpoints are [`MIN_AUTO_INTERVAL`] apart.
+const CALIBRATION_EVENTS: usize = 4096;
+
+/// What the cost model aims at: replaying one interval (the most a seek
+/// replays after reaching the checkpoint before its target) takes about
+/// this long.
+const TARGET_INTERVAL_REPLAY: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// The checkpoint spacing for a reducer that takes `per_event` to fold an
+/// event: the largest power of two whose replay stays within
+/// [`TARGET_INTERVAL_REPLAY`], within [`MIN_AUTO_INTERVAL`] ..
+/// [`MAX_AUTO_INTERVAL`]. A replay also reads and parses each body again,
+/// which on the benchmark logs costs about what the reducer does, so an
+/// event replayed is counted as twice its fold.
+pub fn interval_for(per_event: std::time::Duration) -> usize {
+    let replay = per_event.as_nanos().saturating_mul(2).max(1);
+    let fits = TARGET_INTERVAL_REPLAY.as_nanos() / replay;
+    let fits = usize::try_from(fits).unwrap_or(usize::MAX);
+    let pow2 = match fits {
+        0 => 1,
+        n => 1 << n.ilog2(),
+    };
+    pow2.clamp(MIN_AUTO_INTERVAL, MAX_AUTO_INTERVAL)
+}
 
 /// Default memory budget: checkpoints are thinned to stay under it.
 pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
@@ -43,6 +75,15 @@ const TRIM_AFTER: usize = 64 << 20;
 /// A seek that replays intervals without deltas makes them again for the
 /// last this many before its target.
 const REMAKE_NEAR: usize = 16;
+
+/// Replaying an interval costs about this many times applying its delta
+/// (reading and parsing bodies and running the reducer, against a map
+/// update a change; measured on the benchmark logs).
+const REPLAY_COST: usize = 4;
+
+/// The share of the budget (%) the image keeps its live bytes under (see
+/// [`Fold::keep_to_budget`]).
+const LIVE_SHARE: usize = 75;
 
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 4;
@@ -79,8 +120,10 @@ impl Entry {
 /// Tuning for the image.
 #[derive(Clone, Debug)]
 pub struct ImageOptions {
-    /// Events between checkpoints (at least 1).
-    pub checkpoint_interval: usize,
+    /// Events between checkpoints (at least 1); `None`: the cost model
+    /// picks it from the reducer's speed on the first events (see
+    /// [`interval_for`]).
+    pub checkpoint_interval: Option<usize>,
     /// Thin checkpoints far from the focus when the process holds more
     /// than this many bytes (see [`crate::alloc::used_bytes`]).
     pub memory_budget: Option<usize>,
@@ -89,7 +132,7 @@ pub struct ImageOptions {
 impl Default for ImageOptions {
     fn default() -> Self {
         ImageOptions {
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_interval: None,
             memory_budget: Some(DEFAULT_MEMORY_BUDGET),
         }
     }
@@ -120,6 +163,10 @@ struct Fold {
     reducer: Arc<dyn Reducer>,
     init: PVal,
     interval: usize,
+    /// While the cost model times the reducer: the time spent so far.
+    calibration: Option<std::time::Duration>,
+    /// What the cost model measured: the reducer's time an event.
+    event_cost: Option<std::time::Duration>,
     entries: Index,
     /// `checkpoints[c]` is the state after the first `c * interval`
     /// entries, or `None` where it was thinned. `checkpoints[0]` is always
@@ -156,13 +203,21 @@ struct Fold {
 
 impl Fold {
     /// Thin far checkpoints while the process holds more than the budget.
-    fn keep_to_budget(&mut self) {
+    /// A seek passes `wait: false`: while states thinned before are still
+    /// being freed, the count overstates what is held, and it looks again
+    /// next time rather than wait for them (freeing a few megabytes takes
+    /// milliseconds).
+    fn keep_to_budget(&mut self, wait: bool) {
         let Some(budget) = self.budget else { return };
+        if !wait && graveyard::pending() {
+            return;
+        }
         // The count is of bytes asked for; jemalloc's size classes (a
         // 272-byte tree node takes 320) and freed memory not yet reused
-        // add up to 28% on top of it in the resident set (measured on the
-        // benchmark logs, 1M and 10M events). Aim below the budget by that
-        // much.
+        // add up to a third on top of it in the resident set (measured on
+        // the benchmark logs, 1M and 10M events: more when checkpoints are
+        // closer, as thinning then leaves more holes among live nodes). Aim
+        // below the budget by that much.
         // Room is kept for the index entries of the records not read yet:
         // the index only grows, and in fresh pages (see
         // `alloc::release_free_memory`), so the checkpoints must leave it
@@ -223,7 +278,7 @@ impl Fold {
             .unwrap_or(usize::MAX)
             .saturating_mul(Index::ENTRY_BYTES)
             .saturating_add(self.set_aside);
-        (budget / 100 * 78).saturating_sub(reserve)
+        (budget / 100 * LIVE_SHARE).saturating_sub(reserve)
     }
 
     /// Drop deltas, farthest from the focus first, until `need` bytes are
@@ -287,7 +342,12 @@ impl Fold {
         }
         match record.body {
             Ok(event) => {
-                let status = match self.reducer.apply(&self.last, &event.to_pval()) {
+                let started = self.calibration.map(|_| std::time::Instant::now());
+                let applied = self.reducer.apply(&self.last, &event.to_pval());
+                if let (Some(spent), Some(t)) = (&mut self.calibration, started) {
+                    *spent += t.elapsed();
+                }
+                let status = match applied {
                     Ok(next) => {
                         self.last = next;
                         Status::Ok
@@ -316,7 +376,39 @@ impl Fold {
             self.collect_deltas(false);
             self.checkpoints.push(Some(self.last.clone()));
             self.focus = self.checkpoints.len() - 1;
-            self.keep_to_budget();
+            if self.entries.len() == CALIBRATION_EVENTS
+                && let Some(spent) = self.calibration.take()
+            {
+                let per_event = spent / CALIBRATION_EVENTS as u32;
+                self.event_cost = Some(per_event);
+                self.regrid(interval_for(per_event));
+            }
+            self.keep_to_budget(true);
+        }
+    }
+
+    /// Space the checkpoints `k` events apart, a multiple of the interval
+    /// now, keeping those that fall on the new grid and making the deltas
+    /// between them.
+    fn regrid(&mut self, k: usize) {
+        if k == self.interval || !k.is_multiple_of(self.interval) {
+            return;
+        }
+        let ratio = k / self.interval;
+        self.maker.forget();
+        let old = std::mem::take(&mut self.checkpoints);
+        self.checkpoints = old.into_iter().step_by(ratio).collect();
+        self.deltas = std::iter::repeat_with(|| None)
+            .take(self.checkpoints.len().saturating_sub(1))
+            .collect();
+        self.delta_bytes = 0;
+        self.interval = k;
+        self.thin_level = 0;
+        self.focus = self.checkpoints.len().saturating_sub(1);
+        for c in 0..self.deltas.len() {
+            if let (Some(a), Some(b)) = (self.checkpoints[c].clone(), self.checkpoints[c + 1].clone()) {
+                self.queue_delta(c, a, b);
+            }
         }
     }
 }
@@ -397,6 +489,11 @@ mod graveyard {
         }
     }
 
+    /// True while something buried is not freed yet.
+    pub fn pending() -> bool {
+        PENDING.load(Ordering::Acquire) > 0
+    }
+
     /// Wait until everything buried so far is freed.
     pub fn wait() {
         while PENDING.load(Ordering::Acquire) > 0 {
@@ -454,7 +551,12 @@ impl MemoryImage {
                 unread: 0,
                 set_aside: 0,
                 init,
-                interval: options.checkpoint_interval.max(1),
+                interval: options.checkpoint_interval.unwrap_or(MIN_AUTO_INTERVAL).max(1),
+                calibration: match options.checkpoint_interval {
+                    None => Some(std::time::Duration::ZERO),
+                    Some(_) => None,
+                },
+                event_cost: None,
                 entries: Index::default(),
                 ascending: true,
                 by_id: HashMap::new(),
@@ -549,6 +651,10 @@ impl MemoryImage {
         f.maker.forget();
         f.focus = 0;
         f.thin_level = 0;
+        // A cost model still timing starts again with the events.
+        if f.calibration.is_some() {
+            f.calibration = Some(std::time::Duration::ZERO);
+        }
         f.last = f.init.clone();
         f.ascending = true;
         f.by_id.clear();
@@ -592,6 +698,12 @@ impl MemoryImage {
         self.fold.interval
     }
 
+    /// The reducer's time an event, as the cost model measured it on the
+    /// first events (`None` when the spacing was set, or not picked yet).
+    pub fn event_cost(&self) -> Option<std::time::Duration> {
+        self.fold.event_cost
+    }
+
     /// How many thinning rounds ran (far checkpoints are kept every
     /// 2^this-th).
     pub fn thin_level(&self) -> u32 {
@@ -607,7 +719,7 @@ impl MemoryImage {
     pub fn set_aside(&mut self, bytes: usize) {
         self.fold.set_aside = bytes;
         if bytes > 0 && self.fold.budget.is_some() {
-            self.fold.keep_to_budget();
+            self.fold.keep_to_budget(true);
             // What thinning freed must leave the resident set now, or the
             // room is only on paper.
             graveyard::wait();
@@ -700,36 +812,86 @@ impl MemoryImage {
         if c == want {
             return self.replay(c * k, start, count, &mut |_| {});
         }
-        let state = self.advance(c, start, want)?;
+        let state = match self.later_checkpoint(c, want) {
+            Some((h, later)) => match self.retreat(h, later, want) {
+                Some(state) => state,
+                None => self.advance(c, start, want)?,
+            },
+            None => self.advance(c, start, want)?,
+        };
         let state = self.replay(want * k, state, count, &mut |_| {})?;
+        // What the seeks before this one thinned is freed by now, most
+        // likely, so the count is true again.
+        self.fold.keep_to_budget(false);
         // The user moved: the checkpoints rebuilt around the last place
         // they looked can go now, a few at a time (rather than all at once
         // when the budget is next crossed).
         if self.fold.thin_level > 0 {
             self.fold.thin(self.fold.thin_level);
         }
-        self.fold.keep_to_budget();
         Ok(state)
+    }
+
+    /// The nearest kept checkpoint after `want` when undoing the deltas
+    /// from it back to `want` is cheaper than going on from checkpoint `c`
+    /// (before it): every delta between must be there, and a missing one
+    /// on the way forward counts as the replay it takes.
+    fn later_checkpoint(&self, c: usize, want: usize) -> Option<(usize, PVal)> {
+        let f = &self.fold;
+        let forward: usize = (c..want)
+            .map(|m| if f.deltas[m].is_some() { 1 } else { REPLAY_COST })
+            .sum();
+        let (h, later) = (want + 1..f.checkpoints.len())
+            .take(forward)
+            .find_map(|h| f.checkpoints[h].clone().map(|s| (h, s)))?;
+        (h - want < forward && f.deltas[want..h].iter().all(Option::is_some)).then_some((h, later))
+    }
+
+    /// The checkpoints a seek to checkpoint `want` rebuilds as it passes
+    /// them: those near `want` (the user is looking there, so stepping
+    /// around must be cheap again), and those on the grid of the current
+    /// thinning level while the budget has room (a long replay after a
+    /// snapshot restore, at level 0, must not hold one for every interval
+    /// it passes).
+    fn rebuilds(&self, want: usize) -> impl Fn(usize) -> bool + use<> {
+        let step = 1usize << self.fold.thin_level.min(62);
+        let limit = self.fold.budget.map_or(usize::MAX, |b| self.fold.limit(b));
+        move |m: usize| {
+            m.abs_diff(want) <= NEAR_FOCUS || (m.is_multiple_of(step) && crate::alloc::used_bytes() < limit)
+        }
+    }
+
+    /// The state at checkpoint `want` from `state`, the one at checkpoint
+    /// `h` after it, by undoing the deltas between, which must all be kept;
+    /// `None` when one does not undo (it is forgotten).
+    fn retreat(&mut self, h: usize, mut state: PVal, want: usize) -> Option<PVal> {
+        let keep = self.rebuilds(want);
+        let mut rebuilt = Vec::new();
+        for j in (want..h).rev() {
+            let delta = self.fold.deltas[j].as_ref()?;
+            // A delta that does not undo would be a bug, never an answer.
+            if delta.undo(&mut state).is_err() {
+                self.fold.set_delta(j, None);
+                return None;
+            }
+            if j > want && keep(j) {
+                rebuilt.push((j, state.clone()));
+            }
+        }
+        for (m, s) in rebuilt {
+            self.fold.checkpoints[m] = Some(s);
+        }
+        Some(state)
     }
 
     /// The state at checkpoint `want` from `state`, the one at checkpoint
     /// `c`: across each interval by its delta where there is one, else by
     /// replaying its events (and making its delta on the way). The
-    /// checkpoints passed are rebuilt where thinning would keep them: near
-    /// `want` (the user is looking there, so stepping around must be cheap
-    /// again) or on the grid of the current level (a long stretch must not
-    /// hold them all at once).
+    /// checkpoints passed are rebuilt as [`MemoryImage::rebuilds`] says.
     fn advance(&mut self, c: usize, start: PVal, want: usize) -> Result<PVal, SourceError> {
         let mut state = start.clone();
         let k = self.fold.interval;
-        let step = 1usize << self.fold.thin_level.min(62);
-        // Those on the grid only while the budget has room: a long replay
-        // (after a snapshot restore the level is 0) must not hold a
-        // checkpoint for every interval it passes.
-        let limit = self.fold.budget.map_or(usize::MAX, |b| self.fold.limit(b));
-        let keep = move |m: usize| {
-            m.abs_diff(want) <= NEAR_FOCUS || (m.is_multiple_of(step) && crate::alloc::used_bytes() < limit)
-        };
+        let keep = self.rebuilds(want);
         let mut rebuilt = Vec::new();
         let mut made = Vec::new();
         let mut j = c;
@@ -921,6 +1083,19 @@ mod tests {
     /// every 4, no budget) and the plain fold's states (`states[i]`: after
     /// `i` events).
     fn folded(dir: &std::path::Path, n: usize, seed: u64) -> (MemoryImage, Vec<PVal>) {
+        let options = ImageOptions {
+            checkpoint_interval: Some(4),
+            memory_budget: None,
+        };
+        folded_with(dir, n, seed, options)
+    }
+
+    fn folded_with(
+        dir: &std::path::Path,
+        n: usize,
+        seed: u64,
+        options: ImageOptions,
+    ) -> (MemoryImage, Vec<PVal>) {
         let mut x = seed | 1;
         let mut text = String::new();
         for i in 0..n {
@@ -952,10 +1127,6 @@ mod tests {
             let next = reducer.apply(states.last().unwrap(), &ev).unwrap();
             states.push(next);
         }
-        let options = ImageOptions {
-            checkpoint_interval: 4,
-            memory_budget: None,
-        };
         let mut image = MemoryImage::new(log::open(&spec).unwrap(), reducer, PVal::empty_obj(), options);
         image.load(&mut |_| {}).unwrap();
         (image, states)
@@ -1000,6 +1171,66 @@ mod tests {
                 assert!(image.delta_stats().0 > kept, "keep {keep_every}");
             }
         }
+    }
+
+    #[test]
+    fn the_cost_model_picks_a_power_of_two_that_falls_as_the_reducer_slows() {
+        let us = std::time::Duration::from_micros;
+        assert_eq!(
+            interval_for(std::time::Duration::from_nanos(50)),
+            MAX_AUTO_INTERVAL
+        );
+        assert_eq!(interval_for(us(1)), 1024);
+        assert_eq!(interval_for(us(5)), 256);
+        assert_eq!(interval_for(us(1000)), MIN_AUTO_INTERVAL);
+        let mut prev = usize::MAX;
+        for cost in (0..2000).map(|i| std::time::Duration::from_nanos(i * i)) {
+            let k = interval_for(cost);
+            assert!(k.is_power_of_two() && (MIN_AUTO_INTERVAL..=MAX_AUTO_INTERVAL).contains(&k));
+            assert!(k <= prev, "{cost:?}");
+            prev = k;
+        }
+    }
+
+    #[test]
+    fn a_spacing_picked_by_the_cost_model_gives_the_plain_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        for budget in [None, Some(1)] {
+            let options = ImageOptions {
+                checkpoint_interval: None,
+                memory_budget: budget,
+            };
+            let n = CALIBRATION_EVENTS * 2 + 77;
+            let (mut image, states) = folded_with(dir.path(), n, 11, options);
+            let k = image.checkpoint_interval();
+            assert!(k.is_power_of_two() && (MIN_AUTO_INTERVAL..=MAX_AUTO_INTERVAL).contains(&k));
+            assert!(image.event_cost().is_some());
+            assert_eq!(image.fold.checkpoints.len(), n / k + 1);
+            assert_eq!(image.fold.deltas.len(), n / k);
+            if budget.is_none() {
+                // Every interval has its delta, those before the spacing
+                // was picked too.
+                image.fold.collect_deltas(true);
+                assert_eq!(image.delta_stats().0, n / k);
+            }
+            for j in 0..300 {
+                let i = (j * 7919) % n;
+                assert_eq!(
+                    image.state_after(i).unwrap(),
+                    states[i + 1],
+                    "after {i}, budget {budget:?}"
+                );
+            }
+        }
+        // Fewer events than the model times: checkpoints stay close.
+        let options = ImageOptions {
+            checkpoint_interval: None,
+            memory_budget: None,
+        };
+        let (mut image, states) = folded_with(dir.path(), 1000, 5, options);
+        assert_eq!(image.checkpoint_interval(), MIN_AUTO_INTERVAL);
+        assert_eq!(image.event_cost(), None);
+        assert_eq!(image.state_after(500).unwrap(), states[501]);
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! Format (version [`FORMAT_VERSION`]): a fixed header (magic, format
 //! version, flags, key, payload length, payload hash), then the payload:
 //! the engine version, the source's display name, the resume position and
-//! identity, counts, the name and message tables, the last state, the
+//! identity, counts, the checkpoint spacing, the name and message tables, the last state, the
 //! stored checkpoints, a chunk index and the entries in chunks of 2^20
 //! (states are read on a second thread while the entries are read on the
 //! first). Entries are written
@@ -63,7 +63,7 @@ use std::time::{Duration, SystemTime};
 
 /// The snapshot format. Any change to what is written, or to what a fold
 /// produces for the same input, must bump it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Logs with fewer events are not saved: refolding them is about as fast
 /// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
 pub const DEFAULT_MIN_EVENTS: usize = 100_000;
@@ -211,6 +211,8 @@ pub struct Snapshot {
     last: PVal,
     /// Checkpoints near the end of the log.
     checkpoints: Checkpoints,
+    /// The checkpoint spacing of the image saved.
+    interval: usize,
     ascending: bool,
     invalid: usize,
     errors: usize,
@@ -699,7 +701,7 @@ impl SnapshotWriter {
         for (count, state) in &self.checkpoints {
             let changes = crate::diff::diff(later, state);
             let mut bytes = Vec::new();
-            codec::put_changes(&mut bytes, &mut TextTable::default(), &changes)?;
+            codec::put_changes(&mut bytes, &mut TextTable::default(), &changes, false)?;
             used += bytes.len();
             if used > budget {
                 break;
@@ -904,6 +906,10 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     let n = r.len(2)?;
     let invalid = r.varint()?;
     let errors = r.varint()?;
+    let interval = match usize::try_from(r.varint()?) {
+        Ok(k) if k >= 1 => k,
+        _ => return Err(Corrupt::new("bad checkpoint interval")),
+    };
     // Each entry uses at most two names (its type and stream).
     let (names, _uses) = codec::get_counted_table(&mut r, 2 * n as u64)?;
     let messages = get_table(&mut r)?;
@@ -978,6 +984,7 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
         entries,
         last,
         checkpoints,
+        interval,
         ascending,
         invalid: seen.invalid as usize,
         errors: seen.errors as usize,
@@ -996,7 +1003,7 @@ fn decode_states(state: &[u8], stored: &[(usize, &[u8])]) -> Result<(PVal, Check
     let mut out: Vec<(usize, PVal)> = Vec::with_capacity(stored.len());
     for (count, bytes) in stored {
         let mut cr = Reader::new(bytes);
-        let changes = codec::get_changes(&mut cr, &mut ReadTable::default())?;
+        let changes = codec::get_changes(&mut cr, &mut ReadTable::default(), false)?;
         if cr.remaining() != 0 {
             return Err(Corrupt::new("trailing bytes after a checkpoint"));
         }
@@ -1149,6 +1156,7 @@ impl MemoryImage {
         put_varint(&mut prefix, f.entries.len() as u64);
         put_varint(&mut prefix, f.invalid as u64);
         put_varint(&mut prefix, f.errors as u64);
+        put_varint(&mut prefix, f.interval as u64);
         Ok(SnapshotWriter {
             prefix,
             entries: Vec::with_capacity(f.entries.len() * 13 + 64),
@@ -1234,6 +1242,11 @@ impl MemoryImage {
         let f = &mut self.fold;
         let n = snap.entries.len();
         f.entries = snap.entries;
+        // An image whose cost model had not picked a spacing yet takes the
+        // one the saved image had (its checkpoints fall on it).
+        if f.calibration.take().is_some() {
+            f.interval = snap.interval;
+        }
         // Checkpoints: the initial state, the last state when it falls on
         // one, and the stored ones; the image rebuilds the others where the
         // user seeks.
@@ -1277,8 +1290,8 @@ mod tests {
     use crate::log::{self, SourceKind};
     use crate::reduce::{DEFAULT_REDUCER, JqReducer};
 
-    /// A loaded image of a bundled example log and its snapshot payload.
-    fn image_and_payload(name: &str, kind: SourceKind) -> (MemoryImage, Vec<u8>) {
+    /// An image of a bundled example log, not loaded yet.
+    fn example_image(name: &str, kind: SourceKind, checkpoint_interval: Option<usize>) -> MemoryImage {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("assets/examples")
             .join(name);
@@ -1290,15 +1303,16 @@ mod tests {
             accept_partial_last_line: true,
         };
         let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
-        let mut image = MemoryImage::new(
-            log::open(&spec).unwrap(),
-            reducer,
-            PVal::empty_obj(),
-            ImageOptions {
-                checkpoint_interval: 3,
-                ..ImageOptions::default()
-            },
-        );
+        let options = ImageOptions {
+            checkpoint_interval,
+            ..ImageOptions::default()
+        };
+        MemoryImage::new(log::open(&spec).unwrap(), reducer, PVal::empty_obj(), options)
+    }
+
+    /// A loaded image of a bundled example log and its snapshot payload.
+    fn image_and_payload(name: &str, kind: SourceKind) -> (MemoryImage, Vec<u8>) {
+        let mut image = example_image(name, kind, Some(3));
         image.load(&mut |_| {}).unwrap();
         let mut w = image.snapshot_writer(name).unwrap();
         // Small steps: chunk and step boundaries must not matter.
@@ -1322,6 +1336,20 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_image_keeps_the_saved_spacing_unless_one_was_set() {
+        let (mut image, payload) = image_and_payload("cart.db", SourceKind::Sqlite);
+        for (set, want) in [(None, 3), (Some(5), 5)] {
+            let mut restored = example_image("cart.db", SourceKind::Sqlite, set);
+            let snap = decode_payload(&payload, "cart.db").unwrap();
+            assert_eq!(restored.restore_snapshot(snap), Ok(image.len()));
+            assert_eq!(restored.checkpoint_interval(), want);
+            for i in 0..image.len() {
+                assert_eq!(restored.state_after(i).unwrap(), image.state_after(i).unwrap());
+            }
+        }
+    }
+
+    #[test]
     fn payloads_round_trip() {
         for (name, kind) in [
             ("bad.jsonl", SourceKind::Jsonl),
@@ -1335,6 +1363,7 @@ mod tests {
             assert_eq!(got, want, "{name}");
             assert_eq!(&snap.last, image.last_state(), "{name}");
             assert_eq!(snap.ascending, image.fold.ascending, "{name}");
+            assert_eq!(snap.interval, 3, "{name}");
             assert_eq!(
                 (snap.invalid, snap.errors),
                 (image.invalid_count(), image.error_count())

@@ -92,7 +92,7 @@ impl Fixture {
             Arc::new(Tally),
             PVal::empty_obj(),
             ImageOptions {
-                checkpoint_interval: 4,
+                checkpoint_interval: Some(4),
                 ..Default::default()
             },
         );

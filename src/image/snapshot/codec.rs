@@ -462,12 +462,14 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
 // Change lists (checkpoints are stored as the changes from a later state)
 
 /// Append a change list: its length, then each change's op, path and
-/// (unless it removes) new value. `old` values are not written: applying
-/// the list needs only the new ones.
+/// (unless it removes) new value. With `olds`, the old value of a change
+/// that removes or replaces is written too (before the new one), so the
+/// list can also be undone; without, applying it needs only the new ones.
 pub fn put_changes<'s>(
     out: &mut Vec<u8>,
     table: &mut TextTable<'s>,
     changes: &'s [Change],
+    olds: bool,
 ) -> Result<(), String> {
     put_varint(out, changes.len() as u64);
     for c in changes {
@@ -489,6 +491,10 @@ pub fn put_changes<'s>(
                 }
             }
         }
+        if olds && c.op != Op::Add {
+            let v = c.old.as_ref().ok_or("a change without its old value")?;
+            put_value(out, table, v)?;
+        }
         if c.op != Op::Remove {
             let v = c.value.as_ref().ok_or("a change without its value")?;
             put_value(out, table, v)?;
@@ -497,8 +503,9 @@ pub fn put_changes<'s>(
     Ok(())
 }
 
-/// Read a change list written by [`put_changes`].
-pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<Vec<Change>, Corrupt> {
+/// Read a change list written by [`put_changes`] (with `olds` as it was
+/// written).
+pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable, olds: bool) -> Result<Vec<Change>, Corrupt> {
     let n = r.len(2)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -517,17 +524,15 @@ pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<Vec<Chan
                 _ => return Err(Corrupt::new("bad change")),
             });
         }
-        let value = if op == Op::Remove {
-            None
-        } else {
-            Some(get_value(r, table)?)
+        let old = match olds && op != Op::Add {
+            true => Some(get_value(r, table)?),
+            false => None,
         };
-        out.push(Change {
-            op,
-            path,
-            old: None,
-            value,
-        });
+        let value = match op != Op::Remove {
+            true => Some(get_value(r, table)?),
+            false => None,
+        };
+        out.push(Change { op, path, old, value });
     }
     Ok(out)
 }
