@@ -134,6 +134,11 @@ impl Maker {
         out
     }
 
+    /// True while deltas queued are not collected yet.
+    pub fn busy(&self) -> bool {
+        self.pending > 0
+    }
+
     /// Forget what is queued: the intervals it was for are gone.
     pub fn forget(&mut self) {
         self.generation += 1;

@@ -85,6 +85,10 @@ const REPLAY_COST: usize = 4;
 /// [`Fold::keep_to_budget`]).
 const LIVE_SHARE: usize = 75;
 
+/// A seek crossing many intervals checks the budget every this many
+/// (a short one only once it is done).
+const BUDGET_CHECK_EVERY: usize = 64;
+
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 4;
 
@@ -233,8 +237,31 @@ impl Fold {
         // over seek time, as far as keeping only the first, the last and
         // those around the focus.
         // Count only what is really held: wait for the states dropped so
-        // far to be freed.
+        // far to be freed, and for the delta maker to let go of those it
+        // was given (a thinned checkpoint waiting there to be diffed is not
+        // freed by thinning it; counting it would thin a level too far).
+        // A seek waits for neither: it goes further only when nothing is
+        // on its way out, and otherwise leaves it to the next check.
+        if !wait {
+            self.collect_deltas(false);
+            let settled = |f: &Fold| !graveyard::pending() && !f.maker.busy();
+            if settled(self)
+                && crate::alloc::used_bytes() > limit
+                && (self.checkpoints.len() >> self.thin_level) > 1
+            {
+                self.thin_level += 1;
+                self.thin(self.thin_level);
+            }
+            let used = crate::alloc::used_bytes();
+            if settled(self) && used > limit {
+                self.drop_far_deltas(used - limit);
+            }
+            return;
+        }
         graveyard::wait();
+        if crate::alloc::used_bytes() > limit {
+            self.collect_deltas(true);
+        }
         while crate::alloc::used_bytes() > limit && (self.checkpoints.len() >> self.thin_level) > 1 {
             self.thin_level += 1;
             self.thin(self.thin_level);
@@ -874,8 +901,11 @@ impl MemoryImage {
                 self.fold.set_delta(j, None);
                 return None;
             }
-            if j > want && keep(j) {
+            if keep(j) {
                 rebuilt.push((j, state.clone()));
+            }
+            if (h - j).is_multiple_of(BUDGET_CHECK_EVERY) {
+                self.fold.keep_to_budget(false);
             }
         }
         for (m, s) in rebuilt {
@@ -908,6 +938,11 @@ impl MemoryImage {
                 j += 1;
                 if keep(j) {
                     rebuilt.push((j, state.clone()));
+                }
+                // A long crossing copies much of the state; keep to the
+                // budget on the way, not only once it is done.
+                if (j - c).is_multiple_of(BUDGET_CHECK_EVERY) {
+                    self.fold.keep_to_budget(false);
                 }
                 continue;
             }
@@ -1148,6 +1183,11 @@ mod tests {
                 }
             }
             assert!(image.checkpoint_count() < intervals / 4);
+            // Just before a kept checkpoint, undoing from it is cheaper
+            // than going on from the one before: with every delta kept.
+            let back = image.later_checkpoint(8, 15).map(|(h, _)| h);
+            assert_eq!(back, (keep_every == 1).then_some(16), "keep {keep_every}");
+            assert_eq!(image.later_checkpoint(8, 9).map(|(h, _)| h), None);
             // A damaged delta is replayed over, not trusted.
             image.fold.set_delta(5, Some(Delta::garbage()));
             let kept = image.delta_stats().0;
