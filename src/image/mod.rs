@@ -31,9 +31,6 @@ use crate::value::PVal;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Events between checkpoints when the cost model has nothing to go on.
-pub const DEFAULT_CHECKPOINT_INTERVAL: usize = 1024;
-
 /// The checkpoint spacing the cost model picks from: powers of two in
 /// this range. Closer than 1024 costs a fast reducer's fold more than its
 /// seeks gain (1M log at 512: 113k events/s and 1,039 MB for `state`,
@@ -841,11 +838,13 @@ impl MemoryImage {
         if c == want {
             return self.replay(c * k, start, count, &mut |_| {});
         }
-        let state = match self.later_checkpoint(c, want) {
-            Some((h, later)) => match self.retreat(h, later, want) {
-                Some(state) => state,
-                None => self.advance(c, start, want)?,
-            },
+        // Back from the checkpoint after, when that is cheaper and every
+        // delta on the way undoes; else on from the one before.
+        let back = self
+            .later_checkpoint(c, want)
+            .and_then(|(h, later)| self.retreat(h, later, want));
+        let state = match back {
+            Some(state) => state,
             None => self.advance(c, start, want)?,
         };
         let state = self.replay(want * k, state, count, &mut |_| {})?;

@@ -38,10 +38,10 @@
 //! Format (version [`FORMAT_VERSION`]): a fixed header (magic, format
 //! version, flags, key, payload length, payload hash), then the payload:
 //! the engine version, the source's display name, the resume position and
-//! identity, counts, the checkpoint spacing, the name and message tables, the last state, the
-//! stored checkpoints, a chunk index and the entries in chunks of 2^20
-//! (states are read on a second thread while the entries are read on the
-//! first). Entries are written
+//! identity, counts, the checkpoint spacing, the name and message tables,
+//! the last state, the stored checkpoints, a chunk index and the entries in
+//! chunks of 2^20 (states are read on a second thread while the entries are
+//! read on the first). Entries are written
 //! as a flags byte plus varints, mostly deltas from the previous entry (an
 //! id one more, a line right after the previous one, a time sharing its
 //! prefix): about 12 bytes an event. Type and stream names and reducer
