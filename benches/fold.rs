@@ -79,6 +79,11 @@ fn main() {
         ImageOptions {
             checkpoint_interval: interval,
             memory_budget: budget,
+            // EVSCOPE_SCRATCH=none: deltas in memory.
+            scratch_dir: match std::env::var("EVSCOPE_SCRATCH").as_deref() {
+                Ok("none") => None,
+                _ => Some(evscope::image::default_scratch_dir()),
+            },
         },
     );
 
@@ -128,11 +133,12 @@ fn main() {
         peak_rss_mb(),
         evscope::alloc::used_bytes() >> 20
     );
-    let (deltas, delta_bytes) = image.delta_stats();
+    let (deltas, held, spilled) = image.delta_stats();
     println!(
-        "deltas: {deltas} intervals, {:.1} MB ({:.0} bytes an event)",
-        delta_bytes as f64 / (1 << 20) as f64,
-        delta_bytes as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
+        "deltas: {deltas} intervals, {:.1} MB in memory, {:.1} MB in the scratch file ({:.0} bytes an event)",
+        held as f64 / (1 << 20) as f64,
+        spilled as f64 / (1 << 20) as f64,
+        (held + spilled) as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
     );
 
     let level_before = image.thin_level();

@@ -358,17 +358,24 @@ proptest! {
         events in prop::collection::vec(event_strategy(), 1..300),
         interval in 1usize..6,
         seeks in prop::collection::vec(any::<prop::sample::Index>(), 1..60),
+        scratch in any::<bool>(),
     ) {
         let reducer = JqReducer::compile(TEST_REDUCER, "test").unwrap();
         let recs = records(&events);
         let expected = plain_fold(&reducer, &recs);
         // One byte: every checkpoint push is over budget, so far
-        // checkpoints are thinned all the time.
+        // checkpoints are thinned all the time (and far deltas dropped,
+        // unless they are in a scratch file).
+        let dir = tempfile::tempdir().unwrap();
         let mut image = MemoryImage::new(
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: Some(interval), memory_budget: Some(1) },
+            ImageOptions {
+                checkpoint_interval: Some(interval),
+                memory_budget: Some(1),
+                scratch_dir: scratch.then(|| dir.path().to_path_buf()),
+            },
         );
         image.load(&mut |_| {}).unwrap();
         let possible = recs.len() / interval + 1;
@@ -403,7 +410,11 @@ proptest! {
             Box::new(VecSource::new(recs.clone()).0),
             Arc::new(reducer),
             PVal::empty_obj(),
-            ImageOptions { checkpoint_interval: Some(8192), memory_budget: tiny_budget.then_some(1) },
+            ImageOptions {
+                checkpoint_interval: Some(8192),
+                memory_budget: tiny_budget.then_some(1),
+                scratch_dir: None,
+            },
         );
         image.load(&mut |_| {}).unwrap();
         for ix in seeks {

@@ -210,6 +210,7 @@ impl ReducerArgs {
         Ok(crate::image::ImageOptions {
             checkpoint_interval: self.checkpoint_every.0,
             memory_budget: self.memory.0,
+            scratch_dir: Some(crate::image::default_scratch_dir()),
         })
     }
 }

@@ -8,16 +8,78 @@
 //! applying deltas (a map update per change) instead of replaying events
 //! (read, parse, run the reducer), several times faster.
 
+//!
+//! Deltas are written to a scratch file when the image has one (see
+//! [`Spill`]): then they cost the memory budget nothing, and every
+//! interval keeps its delta however long the log.
+
 use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
 use crate::diff::{Change, Op};
 use crate::value::PVal;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// The changes that turn the state at one checkpoint into the state at the
 /// next, in the snapshot's change-list encoding, with the old values too:
 /// a delta goes either way, so a seek starts from whichever kept
-/// checkpoint is nearer, before or after.
-pub(super) struct Delta(Box<[u8]>);
+/// checkpoint is nearer, before or after. Compressed, in memory or in the
+/// scratch file.
+pub(super) enum Delta {
+    Held(Box<[u8]>),
+    Spilled { file: Arc<Spill>, at: u64, len: u32 },
+}
+
+/// An unlinked scratch file the deltas are written to: it is gone when
+/// evscope exits, whatever way. Read back by offset, through the page
+/// cache, which is the system's to give back, not the process's.
+pub(super) struct Spill {
+    file: std::fs::File,
+    end: AtomicU64,
+}
+
+impl Spill {
+    /// A scratch file in `dir` (made if missing), or `None` when one cannot
+    /// be made there or this system cannot read files by offset.
+    pub fn new(dir: &Path) -> Option<Arc<Spill>> {
+        if !cfg!(unix) {
+            return None;
+        }
+        std::fs::create_dir_all(dir).ok()?;
+        let file = tempfile::tempfile_in(dir).ok()?;
+        Some(Arc::new(Spill {
+            file,
+            end: AtomicU64::new(0),
+        }))
+    }
+
+    #[cfg(unix)]
+    fn put(&self, bytes: &[u8]) -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let at = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.file.write_all_at(bytes, at)?;
+        Ok(at)
+    }
+
+    #[cfg(unix)]
+    fn get(&self, at: u64, len: u32) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut out = vec![0; len as usize];
+        self.file.read_exact_at(&mut out, at)?;
+        Ok(out)
+    }
+
+    #[cfg(not(unix))]
+    fn put(&self, _: &[u8]) -> std::io::Result<u64> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    #[cfg(not(unix))]
+    fn get(&self, _: u64, _: u32) -> std::io::Result<Vec<u8>> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
 
 impl Delta {
     /// The changes that turn `a` into `b`, or `None` when they cannot be
@@ -26,18 +88,50 @@ impl Delta {
         let changes = crate::diff::diff(a, b);
         let mut out = Vec::new();
         codec::put_changes(&mut out, &mut TextTable::default(), &changes, true).ok()?;
-        Some(Delta(lz4_flex::compress_prepend_size(&out).into_boxed_slice()))
+        Some(Delta::Held(
+            lz4_flex::compress_prepend_size(&out).into_boxed_slice(),
+        ))
+    }
+
+    /// The same delta written to `spill`, or kept in memory when writing
+    /// fails (a full disk costs memory, not answers).
+    pub fn spill(self, spill: Option<&Arc<Spill>>) -> Delta {
+        let (Delta::Held(bytes), Some(file)) = (&self, spill) else {
+            return self;
+        };
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return self;
+        };
+        match file.put(bytes) {
+            Ok(at) => Delta::Spilled {
+                file: file.clone(),
+                at,
+                len,
+            },
+            Err(_) => self,
+        }
     }
 
     /// Bytes that are not a delta (for tests of what happens then).
     #[cfg(test)]
     pub fn garbage() -> Delta {
-        Delta(Box::new([7, 0, 0, 0, 1, 2, 3]))
+        Delta::Held(Box::new([7, 0, 0, 0, 1, 2, 3]))
     }
 
     /// Heap bytes the delta holds.
     pub fn bytes(&self) -> usize {
-        self.0.len()
+        match self {
+            Delta::Held(b) => b.len(),
+            Delta::Spilled { .. } => 0,
+        }
+    }
+
+    /// Bytes the delta takes in the scratch file.
+    pub fn spilled_bytes(&self) -> usize {
+        match self {
+            Delta::Held(_) => 0,
+            Delta::Spilled { len, .. } => *len as usize,
+        }
     }
 
     /// Apply the changes to `state`, which must be the state the delta was
@@ -66,7 +160,17 @@ impl Delta {
     }
 
     fn changes(&self) -> Result<Vec<Change>, String> {
-        let bytes = lz4_flex::decompress_size_prepended(&self.0).map_err(|e| e.to_string())?;
+        let read;
+        let packed: &[u8] = match self {
+            Delta::Held(b) => b,
+            Delta::Spilled { file, at, len } => {
+                read = file
+                    .get(*at, *len)
+                    .map_err(|e| format!("reading the scratch file: {e}"))?;
+                &read
+            }
+        };
+        let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| e.to_string())?;
         let mut r = Reader::new(&bytes);
         let changes = codec::get_changes(&mut r, &mut ReadTable::default(), true).map_err(|e| e.0)?;
         match r.remaining() {
@@ -90,6 +194,8 @@ type Channels = (Sender<Job>, Receiver<Made>);
 #[derive(Default)]
 pub(super) struct Maker {
     thread: Option<Channels>,
+    /// Where the deltas made are written, if anywhere.
+    spill: Option<Arc<Spill>>,
     /// Bumped when the image forgets its intervals (a reset, a snapshot
     /// restore): deltas made for the old ones are thrown away.
     generation: u64,
@@ -97,14 +203,23 @@ pub(super) struct Maker {
 }
 
 impl Maker {
+    /// A maker that writes the deltas it makes to `spill`.
+    pub fn new(spill: Option<Arc<Spill>>) -> Maker {
+        Maker {
+            spill,
+            ..Maker::default()
+        }
+    }
+
     /// Make the delta from `a` to `b` for interval `c`: on the thread, or
     /// here (returned at once) when there is none.
     pub fn queue(&mut self, c: usize, a: PVal, b: PVal) -> Option<(usize, Option<Delta>)> {
         if self.thread.is_none() {
-            self.thread = spawn();
+            self.thread = spawn(self.spill.clone());
         }
+        let make = |a: &PVal, b: &PVal| Delta::between(a, b).map(|d| d.spill(self.spill.as_ref()));
         let Some((tx, _)) = &self.thread else {
-            return Some((c, Delta::between(&a, &b)));
+            return Some((c, make(&a, &b)));
         };
         match tx.send((self.generation, c, a, b)) {
             Ok(()) => {
@@ -114,7 +229,7 @@ impl Maker {
             Err(back) => {
                 let (_, c, a, b) = back.0;
                 self.thread = None;
-                Some((c, Delta::between(&a, &b)))
+                Some((c, make(&a, &b)))
             }
         }
     }
@@ -145,7 +260,7 @@ impl Maker {
     }
 }
 
-fn spawn() -> Option<Channels> {
+fn spawn(spill: Option<Arc<Spill>>) -> Option<Channels> {
     let (tx, jobs) = channel::<Job>();
     let (done, rx) = channel::<Made>();
     std::thread::Builder::new()
@@ -155,7 +270,8 @@ fn spawn() -> Option<Channels> {
         .spawn(move || {
             for (generation, c, a, b) in jobs {
                 // A closed channel means the image is gone: so are we.
-                if done.send((generation, c, Delta::between(&a, &b))).is_err() {
+                let delta = Delta::between(&a, &b).map(|d| d.spill(spill.as_ref()));
+                if done.send((generation, c, delta)).is_err() {
                     return;
                 }
             }
@@ -186,9 +302,23 @@ mod tests {
             (r#"[1,2,3,4]"#, r#"[1]"#),
             (r#"{"a":[{"b":1},2]}"#, r#"{"a":[{"b":2},2,[3]],"c":{}}"#),
         ];
-        for (a, b) in pairs {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path());
+        assert!(spill.is_some() || !cfg!(unix));
+        // Every delta kept in memory, then every one written to the file.
+        for (spilled, (a, b)) in pairs
+            .map(|p| (false, p))
+            .into_iter()
+            .chain(pairs.map(|p| (true, p)))
+        {
             let (a, b) = (v(a), v(b));
             let d = Delta::between(&a, &b).unwrap();
+            let d = match spilled {
+                true => d.spill(spill.as_ref()),
+                false => d,
+            };
+            assert_eq!(spilled && cfg!(unix), d.bytes() == 0, "{a} -> {b}");
+            assert_eq!(d.spilled_bytes() > 0, spilled && cfg!(unix));
             let mut s = a.clone();
             d.apply(&mut s).unwrap();
             assert_eq!(s, b, "{a} -> {b}");

@@ -130,6 +130,10 @@ pub struct ImageOptions {
     /// Thin checkpoints far from the focus when the process holds more
     /// than this many bytes (see [`crate::alloc::used_bytes`]).
     pub memory_budget: Option<usize>,
+    /// Where to write the deltas (an unlinked scratch file, gone when the
+    /// image is); `None`, or a directory where no file can be made: they
+    /// are kept in memory, and dropped far from the focus under the budget.
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ImageOptions {
@@ -137,8 +141,15 @@ impl Default for ImageOptions {
         ImageOptions {
             checkpoint_interval: None,
             memory_budget: Some(DEFAULT_MEMORY_BUDGET),
+            scratch_dir: Some(default_scratch_dir()),
         }
     }
+}
+
+/// Where deltas are written by default: the cache directory (see
+/// [`snapshot::cache_dir`]), else the system's temporary directory.
+pub fn default_scratch_dir() -> std::path::PathBuf {
+    snapshot::cache_dir().unwrap_or_else(std::env::temp_dir)
 }
 
 /// Why an event id could not be found: the nearest ids on each side.
@@ -178,8 +189,10 @@ struct Fold {
     /// `deltas[c]` turns checkpoint `c`'s state into checkpoint `c + 1`'s,
     /// or is `None` where it was dropped under the budget (or not made).
     deltas: Vec<Option<Delta>>,
-    /// Bytes the deltas hold.
+    /// Bytes the deltas hold in memory.
     delta_bytes: usize,
+    /// Bytes the deltas take in the scratch file.
+    spilled_bytes: usize,
     maker: delta::Maker,
     /// The checkpoint index the user is looking at; thinning spares it.
     focus: usize,
@@ -322,7 +335,8 @@ impl Fold {
             if c.abs_diff(self.focus) <= NEAR_FOCUS {
                 break;
             }
-            if let Some(d) = self.deltas[c].take() {
+            // Those in the scratch file cost nothing here.
+            if let Some(d) = self.deltas[c].take_if(|d| d.bytes() > 0) {
                 need = need.saturating_sub(d.bytes());
                 self.delta_bytes -= d.bytes();
             }
@@ -350,8 +364,14 @@ impl Fold {
             return;
         };
         let old = std::mem::replace(slot, delta);
-        self.delta_bytes -= old.map_or(0, |d| d.bytes());
-        self.delta_bytes += slot.as_ref().map_or(0, Delta::bytes);
+        if let Some(d) = old {
+            self.delta_bytes -= d.bytes();
+            self.spilled_bytes -= d.spilled_bytes();
+        }
+        if let Some(d) = slot {
+            self.delta_bytes += d.bytes();
+            self.spilled_bytes += d.spilled_bytes();
+        }
     }
 
     fn push(&mut self, record: Record) {
@@ -428,6 +448,7 @@ impl Fold {
             .take(self.checkpoints.len().saturating_sub(1))
             .collect();
         self.delta_bytes = 0;
+        self.spilled_bytes = 0;
         self.interval = k;
         self.thin_level = 0;
         self.focus = self.checkpoints.len().saturating_sub(1);
@@ -569,7 +590,8 @@ impl MemoryImage {
                 checkpoints: vec![Some(init.clone())],
                 deltas: Vec::new(),
                 delta_bytes: 0,
-                maker: delta::Maker::default(),
+                spilled_bytes: 0,
+                maker: delta::Maker::new(options.scratch_dir.as_deref().and_then(delta::Spill::new)),
                 focus: 0,
                 thin_level: 0,
                 budget: options.memory_budget,
@@ -674,6 +696,7 @@ impl MemoryImage {
         f.checkpoints = vec![Some(f.init.clone())];
         f.deltas.clear();
         f.delta_bytes = 0;
+        f.spilled_bytes = 0;
         f.maker.forget();
         f.focus = 0;
         f.thin_level = 0;
@@ -753,10 +776,11 @@ impl MemoryImage {
         }
     }
 
-    /// How many intervals have a delta, and the bytes they hold.
-    pub fn delta_stats(&self) -> (usize, usize) {
+    /// How many intervals have a delta, the bytes they hold in memory and
+    /// those they take in the scratch file.
+    pub fn delta_stats(&self) -> (usize, usize, usize) {
         let n = self.fold.deltas.iter().filter(|d| d.is_some()).count();
-        (n, self.fold.delta_bytes)
+        (n, self.fold.delta_bytes, self.fold.spilled_bytes)
     }
 
     /// The initial state.
@@ -1122,6 +1146,7 @@ mod tests {
         let options = ImageOptions {
             checkpoint_interval: Some(4),
             memory_budget: None,
+            scratch_dir: Some(dir.to_path_buf()),
         };
         folded_with(dir, n, seed, options)
     }
@@ -1241,6 +1266,7 @@ mod tests {
             let options = ImageOptions {
                 checkpoint_interval: None,
                 memory_budget: budget,
+                scratch_dir: None,
             };
             let n = CALIBRATION_EVENTS * 2 + 77;
             let (mut image, states) = folded_with(dir.path(), n, 11, options);
@@ -1268,6 +1294,7 @@ mod tests {
         let options = ImageOptions {
             checkpoint_interval: None,
             memory_budget: None,
+            scratch_dir: None,
         };
         let (mut image, states) = folded_with(dir.path(), 1000, 5, options);
         assert_eq!(image.checkpoint_interval(), MIN_AUTO_INTERVAL);
@@ -1279,8 +1306,13 @@ mod tests {
     fn deltas_are_bytes_not_states() {
         let dir = tempfile::tempdir().unwrap();
         let (image, _) = folded(dir.path(), 400, 3);
-        let (count, bytes) = image.delta_stats();
+        let (count, held, spilled) = image.delta_stats();
         assert_eq!(count, 100);
+        // In the scratch file, not in memory.
+        if cfg!(unix) {
+            assert_eq!(held, 0);
+        }
+        let bytes = held + spilled;
         // A few changes an interval of four events: tens of bytes each.
         assert!(bytes < count * 400, "{bytes} bytes for {count} deltas");
     }

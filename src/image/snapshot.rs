@@ -1254,6 +1254,7 @@ impl MemoryImage {
         f.checkpoints = vec![None; c + 1];
         f.deltas = std::iter::repeat_with(|| None).take(c).collect();
         f.delta_bytes = 0;
+        f.spilled_bytes = 0;
         f.maker.forget();
         f.checkpoints[0] = Some(f.init.clone());
         if n.is_multiple_of(f.interval) {
