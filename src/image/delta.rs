@@ -26,9 +26,28 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 /// a delta goes either way, so a seek starts from whichever kept
 /// checkpoint is nearer, before or after. Compressed, in memory or in the
 /// scratch file.
+#[derive(Clone)]
 pub(super) enum Delta {
     Held(Box<[u8]>),
-    Spilled { file: Arc<Spill>, at: u64, len: u32 },
+    /// `len` bytes at `at` in `file`; `check`, for one read from a
+    /// snapshot file (which nothing trusts), is the start of the bytes'
+    /// BLAKE3 hash.
+    Spilled {
+        file: Arc<Spill>,
+        at: u64,
+        len: u32,
+        check: Option<Check>,
+    },
+}
+
+/// The first bytes of a delta's BLAKE3 hash.
+pub(super) type Check = [u8; 16];
+
+/// The check of `bytes`.
+pub(super) fn check_of(bytes: &[u8]) -> Check {
+    let mut out = [0; 16];
+    out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    out
 }
 
 /// An unlinked scratch file the deltas are written to: it is gone when
@@ -37,6 +56,8 @@ pub(super) enum Delta {
 pub(super) struct Spill {
     file: std::fs::File,
     end: AtomicU64,
+    /// Only read from (a snapshot file).
+    read_only: bool,
 }
 
 impl Spill {
@@ -51,12 +72,25 @@ impl Spill {
         Some(Arc::new(Spill {
             file,
             end: AtomicU64::new(0),
+            read_only: false,
         }))
+    }
+
+    /// Deltas already in `file` (a snapshot's), read only.
+    pub fn of_file(file: std::fs::File) -> Arc<Spill> {
+        Arc::new(Spill {
+            file,
+            end: AtomicU64::new(0),
+            read_only: true,
+        })
     }
 
     #[cfg(unix)]
     fn put(&self, bytes: &[u8]) -> std::io::Result<u64> {
         use std::os::unix::fs::FileExt;
+        if self.read_only {
+            return Err(std::io::ErrorKind::PermissionDenied.into());
+        }
         let at = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.file.write_all_at(bytes, at)?;
         Ok(at)
@@ -107,6 +141,7 @@ impl Delta {
                 file: file.clone(),
                 at,
                 len,
+                check: None,
             },
             Err(_) => self,
         }
@@ -159,18 +194,23 @@ impl Delta {
         Ok(())
     }
 
-    fn changes(&self) -> Result<Vec<Change>, String> {
-        let read;
-        let packed: &[u8] = match self {
-            Delta::Held(b) => b,
-            Delta::Spilled { file, at, len } => {
-                read = file
-                    .get(*at, *len)
-                    .map_err(|e| format!("reading the scratch file: {e}"))?;
-                &read
+    /// The delta as stored (compressed), checked when it has a check.
+    pub fn packed(&self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        match self {
+            Delta::Held(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Delta::Spilled { file, at, len, check } => {
+                let read = file.get(*at, *len).map_err(|e| format!("reading deltas: {e}"))?;
+                match check {
+                    Some(c) if *c != check_of(&read) => Err("a delta does not match its hash".into()),
+                    _ => Ok(std::borrow::Cow::Owned(read)),
+                }
             }
-        };
-        let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| e.to_string())?;
+        }
+    }
+
+    fn changes(&self) -> Result<Vec<Change>, String> {
+        let packed = self.packed()?;
+        let bytes = lz4_flex::decompress_size_prepended(&packed).map_err(|e| e.to_string())?;
         let mut r = Reader::new(&bytes);
         let changes = codec::get_changes(&mut r, &mut ReadTable::default(), true).map_err(|e| e.0)?;
         match r.remaining() {

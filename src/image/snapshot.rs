@@ -11,9 +11,10 @@
 //! before it) and steps back from there, so the snapshot keeps the image's
 //! last eight checkpoints and then ever sparser ones further back, each
 //! stored as the changes from the next later one, within a budget of a
-//! sixteenth of the entries' size. Elsewhere the restored image has only
-//! the initial state to replay from, and rebuilds checkpoints where the
-//! user seeks (as after thinning).
+//! sixteenth of the entries' size. Elsewhere the restored image rebuilds
+//! checkpoints where the user seeks (as after thinning), crossing the
+//! intervals by the deltas saved after the payload (see below), which it
+//! reads from the snapshot file as it needs them.
 //!
 //! It is only a cache, so nothing in it is trusted:
 //! - the file is named by a key that hashes the log's canonical path and
@@ -46,9 +47,18 @@
 //! id one more, a line right after the previous one, a time sharing its
 //! prefix): about 12 bytes an event. Type and stream names and reducer
 //! error messages are written once and then referred to by number.
+//!
+//! After the payload, outside its hash, come the image's deltas (one an
+//! interval, about 30 bytes an event), then their table and a trailer (see
+//! [`write_deltas`]). The table's hash covers the payload's hash, and each
+//! delta is checked against the table when it is read: a damaged delta is
+//! replayed over like a missing one, and a damaged table only means the
+//! restored image has no deltas. Only the header and the payload are read
+//! into memory.
 
 pub(super) mod codec;
 
+use super::delta::{Check, Delta, Spill, check_of};
 use super::{Entry, Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
 use crate::value::PVal;
@@ -63,7 +73,7 @@ use std::time::{Duration, SystemTime};
 
 /// The snapshot format. Any change to what is written, or to what a fold
 /// produces for the same input, must bump it.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Logs with fewer events are not saved: refolding them is about as fast
 /// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
 pub const DEFAULT_MIN_EVENTS: usize = 100_000;
@@ -73,6 +83,10 @@ pub const DEFAULT_MIN_EVENTS: usize = 100_000;
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 4 << 30;
 
 const MAGIC: &[u8; 8] = b"EVSCSNAP";
+/// Starts the trailer after the deltas (see [`write_deltas`]).
+const DELTA_MAGIC: &[u8; 8] = b"EVSCDLTA";
+/// The trailer: magic, the table's length, the table's hash.
+const TRAILER_LEN: usize = 8 + 8 + 32;
 /// magic, format version, flags (0), key, payload length, payload hash.
 const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
 const EXTENSION: &str = "evsnap";
@@ -216,7 +230,14 @@ pub struct Snapshot {
     ascending: bool,
     invalid: usize,
     errors: usize,
+    /// The deltas saved after the payload: the file they are in and, for
+    /// each interval, where its delta is and its check.
+    deltas: Option<SavedDeltas>,
 }
+
+/// The deltas saved with a snapshot: the file, open, and for each interval
+/// (offset, length, check) of its delta, if it has one.
+type SavedDeltas = (Arc<Spill>, Vec<Option<(u64, u32, Check)>>);
 
 impl Snapshot {
     pub fn len(&self) -> usize {
@@ -311,12 +332,19 @@ impl SnapshotCache {
     /// needs no image). `Ok(None)` when there is none. A corrupt or
     /// mismatched file is deleted.
     pub fn read(&self) -> Result<Option<Snapshot>, String> {
-        let bytes = match std::fs::read(&self.file) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(&self.file) {
+            Ok(f) => f,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", self.file.display())),
         };
-        match decode(&bytes, &self.key, &self.display) {
+        let read = read_head(&file).and_then(|bytes| {
+            let mut snap = decode(&bytes, &self.key, &self.display)?;
+            let payload_hash: [u8; 32] = bytes[HEADER_LEN - 32..HEADER_LEN].try_into().unwrap_or([0; 32]);
+            // Deltas that do not check out are only not used.
+            snap.deltas = read_deltas(file, bytes.len() as u64, &payload_hash);
+            Ok(snap)
+        });
+        match read {
             Ok(snap) => Ok(Some(snap)),
             Err(Corrupt(why)) => {
                 self.discard();
@@ -435,11 +463,14 @@ impl SnapshotCache {
         };
         tmp.write_all(&header(&[0; 32])).map_err(err)?;
         let mut hash = blake3::Hasher::new();
-        {
+        let mut payload = payload;
+        let deltas = {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
             payload.write_to(&mut out, &mut hash).map_err(err)?;
+            let deltas = write_deltas(&mut out, &payload.deltas, hash.finalize().as_bytes()).map_err(err)?;
             out.flush().map_err(err)?;
-        }
+            deltas
+        };
         {
             use std::io::Seek;
             let file = tmp.as_file_mut();
@@ -451,7 +482,7 @@ impl SnapshotCache {
         self.evict();
         Ok(Saved {
             events,
-            bytes: (HEADER_LEN + len) as u64,
+            bytes: (HEADER_LEN + len) as u64 + deltas,
         })
     }
 
@@ -538,6 +569,8 @@ pub struct SnapshotWriter {
     last: PVal,
     /// Checkpoints to store, latest first: (entries folded, state).
     checkpoints: Vec<(usize, PVal)>,
+    /// The image's deltas, one an interval, written after the payload.
+    deltas: Vec<Option<Delta>>,
 }
 
 impl SnapshotWriter {
@@ -723,6 +756,7 @@ impl SnapshotWriter {
             head: vec![self.prefix, mid],
             spilled: self.spill.map(|f| (f, self.spilled)),
             tail: self.entries,
+            deltas: self.deltas,
         })
     }
 }
@@ -733,6 +767,8 @@ struct Payload {
     head: Vec<Vec<u8>>,
     spilled: Option<(std::fs::File, usize)>,
     tail: Vec<u8>,
+    /// Written after the payload, outside its hash (see [`write_deltas`]).
+    deltas: Vec<Option<Delta>>,
 }
 
 impl Payload {
@@ -742,7 +778,7 @@ impl Payload {
     }
 
     /// Write the payload to `out` in order, and hash it as it goes.
-    fn write_to(mut self, out: &mut impl Write, hash: &mut blake3::Hasher) -> std::io::Result<()> {
+    fn write_to(&mut self, out: &mut impl Write, hash: &mut blake3::Hasher) -> std::io::Result<()> {
         let mut put = |bytes: &[u8]| {
             hash.update(bytes);
             out.write_all(bytes)
@@ -769,7 +805,7 @@ impl Payload {
 
     /// The whole payload in memory (for tests).
     #[cfg(test)]
-    fn concat(self) -> Vec<u8> {
+    fn concat(mut self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write_to(&mut out, &mut blake3::Hasher::new()).unwrap();
         out
@@ -851,6 +887,109 @@ fn get_pos(r: &mut Reader<'_>) -> Result<ResumePos, Corrupt> {
         },
         _ => return Err(bad()),
     })
+}
+
+/// The header and payload of a snapshot file (not the deltas after them).
+fn read_head(mut file: &std::fs::File) -> Result<Vec<u8>, Corrupt> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Corrupt(format!("reading it: {e}"));
+    let size = file.metadata().map_err(io)?.len();
+    let mut bytes = vec![0; HEADER_LEN];
+    if size < HEADER_LEN as u64 {
+        return Err(Corrupt::new("not a snapshot file"));
+    }
+    file.read_exact(&mut bytes).map_err(io)?;
+    let len = u64::from_le_bytes(
+        bytes[HEADER_LEN - 40..HEADER_LEN - 32]
+            .try_into()
+            .unwrap_or([0xff; 8]),
+    );
+    if len > size - HEADER_LEN as u64 {
+        return Err(Corrupt::new("truncated"));
+    }
+    let len = usize::try_from(len).map_err(|_| Corrupt::new("truncated"))?;
+    bytes.resize(HEADER_LEN + len, 0);
+    file.read_exact(&mut bytes[HEADER_LEN..]).map_err(io)?;
+    Ok(bytes)
+}
+
+/// The hash that ties a delta table to the payload it was saved with.
+fn table_hash(payload_hash: &[u8; 32], table: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"evscope deltas 1\0");
+    h.update(payload_hash);
+    h.update(table);
+    *h.finalize().as_bytes()
+}
+
+/// Write the image's deltas after the payload: their bytes one after the
+/// other, then a table (the number of intervals, then for each the length
+/// of its delta, 0 for none, and its check), then the trailer: a magic,
+/// the table's length, and a hash of the payload's hash and the table (so
+/// a table never passes with another save's payload). Each delta is
+/// checked as it is read back: the file is a cache, trusted in nothing.
+/// Returns the bytes written.
+fn write_deltas(
+    out: &mut impl Write,
+    deltas: &[Option<Delta>],
+    payload_hash: &[u8; 32],
+) -> std::io::Result<u64> {
+    let mut table = Vec::new();
+    let mut written = 0;
+    put_varint(&mut table, deltas.len() as u64);
+    for d in deltas {
+        // One that cannot be read back is saved as missing.
+        match d.as_ref().and_then(|d| d.packed().ok()) {
+            Some(bytes) => {
+                out.write_all(&bytes)?;
+                written += bytes.len() as u64;
+                put_varint(&mut table, bytes.len() as u64);
+                table.extend_from_slice(&check_of(&bytes));
+            }
+            None => put_varint(&mut table, 0),
+        }
+    }
+    out.write_all(&table)?;
+    out.write_all(DELTA_MAGIC)?;
+    out.write_all(&(table.len() as u64).to_le_bytes())?;
+    out.write_all(&table_hash(payload_hash, &table))?;
+    Ok(written + (table.len() + TRAILER_LEN) as u64)
+}
+
+/// The deltas saved after a payload of `start` bytes (header included) in
+/// `file`, when their table is whole and belongs to that payload; `None`
+/// otherwise (the snapshot is still good, only its deltas are not).
+fn read_deltas(file: std::fs::File, start: u64, payload_hash: &[u8; 32]) -> Option<SavedDeltas> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata().ok()?.len();
+    let trailer_at = size.checked_sub(TRAILER_LEN as u64).filter(|&t| t >= start)?;
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.read_exact_at(&mut trailer, trailer_at).ok()?;
+    if &trailer[..8] != DELTA_MAGIC {
+        return None;
+    }
+    let table_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+    let table_at = trailer_at.checked_sub(table_len).filter(|&t| t >= start)?;
+    let mut table = vec![0; usize::try_from(table_len).ok()?];
+    file.read_exact_at(&mut table, table_at).ok()?;
+    if table_hash(payload_hash, &table) != trailer[16..] {
+        return None;
+    }
+    let mut r = Reader::new(&table);
+    let n = usize::try_from(r.varint().ok()?).ok()?;
+    let mut out = Vec::with_capacity(n.min(table.len()));
+    let mut at = start;
+    for _ in 0..n {
+        let len = u32::try_from(r.varint().ok()?).ok()?;
+        if len == 0 {
+            out.push(None);
+            continue;
+        }
+        let check: Check = r.take(16).ok()?.try_into().ok()?;
+        out.push(Some((at, len, check)));
+        at += u64::from(len);
+    }
+    (at == table_at && r.remaining() == 0).then(|| (Spill::of_file(file), out))
 }
 
 /// Check the header and hash of a snapshot file and decode its payload.
@@ -988,6 +1127,7 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
         ascending,
         invalid: seen.invalid as usize,
         errors: seen.errors as usize,
+        deltas: None,
     })
 }
 
@@ -1174,6 +1314,7 @@ impl MemoryImage {
             total: f.entries.len(),
             last: f.last.clone(),
             checkpoints: self.checkpoints_to_store(),
+            deltas: f.deltas.clone(),
         })
     }
 
@@ -1256,6 +1397,20 @@ impl MemoryImage {
         f.delta_bytes = 0;
         f.spilled_bytes = 0;
         f.maker.forget();
+        // The saved deltas, read from the snapshot file as seeks need them
+        // (and checked then), when they are for these intervals.
+        if let Some((file, table)) = snap.deltas
+            && f.interval == snap.interval
+            && table.len() == c
+        {
+            for (c, saved) in table.into_iter().enumerate() {
+                if let Some((at, len, check)) = saved {
+                    let file = file.clone();
+                    let check = Some(check);
+                    f.set_delta(c, Some(Delta::Spilled { file, at, len, check }));
+                }
+            }
+        }
         f.checkpoints[0] = Some(f.init.clone());
         if n.is_multiple_of(f.interval) {
             f.checkpoints[c] = Some(snap.last.clone());
@@ -1346,6 +1501,85 @@ mod tests {
             assert_eq!(restored.checkpoint_interval(), want);
             for i in 0..image.len() {
                 assert_eq!(restored.state_after(i).unwrap(), image.state_after(i).unwrap());
+            }
+        }
+    }
+
+    /// The spec of a bundled example log.
+    fn example_spec(name: &str, kind: SourceKind) -> SourceSpec {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/examples")
+            .join(name);
+        SourceSpec {
+            kind,
+            path,
+            display: name.to_string(),
+            mapping: Default::default(),
+            accept_partial_last_line: true,
+        }
+    }
+
+    #[test]
+    fn saved_deltas_come_back_checked_and_a_damaged_one_is_replayed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // 333 intervals: far more than the checkpoints a snapshot stores.
+        let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
+        let cache = SnapshotCache::in_dir(
+            dir.path().to_path_buf(),
+            &example_spec(name, kind),
+            DEFAULT_REDUCER,
+            &PVal::empty_obj(),
+        )
+        .unwrap();
+        let mut image = example_image(name, kind, Some(3));
+        image.load(&mut |_| {}).unwrap();
+        let saved_deltas = image.delta_stats().0;
+        assert_eq!(saved_deltas, image.len() / 3);
+        let states: Vec<PVal> = (0..image.len()).map(|i| image.state_after(i).unwrap()).collect();
+        cache.save(&mut image).unwrap();
+        let restore = |cache: &SnapshotCache| {
+            let mut restored = example_image(name, kind, None);
+            assert!(matches!(cache.restore(&mut restored), Restore::Restored { .. }));
+            restored
+        };
+        // Every delta comes back, and seeks that cross them (from the
+        // initial state or the last one) give the fold's states.
+        let mut restored = restore(&cache);
+        assert_eq!(restored.delta_stats().0, saved_deltas);
+        for i in (0..states.len()).rev() {
+            assert_eq!(restored.state_after(i).unwrap(), states[i], "after {i}");
+        }
+        // A byte flipped in the first delta: it fails its check and is
+        // replayed over; the others still serve.
+        let file = std::fs::read(cache.path()).unwrap();
+        let len = u64::from_le_bytes(file[HEADER_LEN - 40..HEADER_LEN - 32].try_into().unwrap()) as usize;
+        let mut damaged = file.clone();
+        damaged[HEADER_LEN + len + 5] ^= 0x20;
+        std::fs::write(cache.path(), &damaged).unwrap();
+        let mut restored = restore(&cache);
+        assert_eq!(restored.delta_stats().0, saved_deltas);
+        let first = restored.fold.deltas.iter().position(Option::is_some).unwrap();
+        assert!(restored.fold.deltas[first].as_ref().unwrap().packed().is_err());
+        for (i, state) in states.iter().enumerate() {
+            assert_eq!(&restored.state_after(i).unwrap(), state, "after {i}");
+        }
+        // It was crossed, found out and made again; the others were kept.
+        restored.fold.collect_deltas(true);
+        assert!(
+            restored.fold.deltas[first]
+                .as_ref()
+                .is_none_or(|d| d.packed().is_ok())
+        );
+        assert!(restored.delta_stats().0 >= saved_deltas - 1);
+        // A damaged table or a lost trailer: no deltas, same answers.
+        for cut in [file.len() - 1, file.len() - TRAILER_LEN - 1] {
+            let mut short = file[..cut].to_vec();
+            short.push(0);
+            std::fs::write(cache.path(), &short).unwrap();
+            let mut restored = restore(&cache);
+            assert_eq!(restored.delta_stats().0, 0, "cut at {cut}");
+            for (i, state) in states.iter().enumerate() {
+                assert_eq!(&restored.state_after(i).unwrap(), state, "after {i}");
             }
         }
     }
