@@ -163,6 +163,8 @@ pub struct ReducerArgs {
     pub checkpoint_every: Spacing,
     /// Memory budget: past it, checkpoints far from the cursor are thinned
     /// (far seeks get slower, answers never change). K, M, G suffixes; `none` for no limit.
+    /// The changes between checkpoints go to an unlinked scratch file in the cache
+    /// directory (the temporary directory with --no-cache), outside the budget.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_budget)]
     pub memory: Budget,
     /// Neither read nor write the snapshot cache (folded logs of 100,000+ events saved in
@@ -210,7 +212,10 @@ impl ReducerArgs {
         Ok(crate::image::ImageOptions {
             checkpoint_interval: self.checkpoint_every.0,
             memory_budget: self.memory.0,
-            scratch_dir: Some(crate::image::default_scratch_dir()),
+            scratch_dir: Some(match self.no_cache {
+                true => std::env::temp_dir(),
+                false => crate::image::default_scratch_dir(),
+            }),
         })
     }
 }
