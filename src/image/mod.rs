@@ -91,6 +91,12 @@ const BUDGET_CHECK_EVERY: usize = 64;
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 4;
 
+/// After an event the reducer could not fold in place (see
+/// [`Reducer::apply_owned`]), the fold copies for this many events before
+/// it tries again: going back costs a replay of the events since the last
+/// checkpoint, which a reducer that often fails must not pay often.
+const OWNED_BACKOFF: usize = 4096;
+
 /// What happened to a record when it was folded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
@@ -209,6 +215,13 @@ struct Fold {
     freed_since_trim: usize,
     /// The state after the last entry.
     last: PVal,
+    /// The events folded cleanly since the last checkpoint, so that the
+    /// state before the last one can be had again after folding in place
+    /// lost it; `None` while that checkpoint is not known (after a
+    /// snapshot restore, until the next one).
+    since_checkpoint: Option<Vec<PVal>>,
+    /// Events to fold by copying before folding in place again.
+    owned_backoff: usize,
     /// True while ids are strictly ascending (binary search works).
     ascending: bool,
     /// id → first index, built when ids stop being ascending.
@@ -389,13 +402,17 @@ impl Fold {
         match record.body {
             Ok(event) => {
                 let started = self.calibration.map(|_| std::time::Instant::now());
-                let applied = self.reducer.apply(&self.last, &event.to_pval());
+                let ev = event.to_pval();
+                let applied = self.fold_event(&ev);
                 if let (Some(spent), Some(t)) = (&mut self.calibration, started) {
                     *spent += t.elapsed();
                 }
                 let status = match applied {
                     Ok(next) => {
                         self.last = next;
+                        if let Some(since) = &mut self.since_checkpoint {
+                            since.push(ev);
+                        }
                         Status::Ok
                     }
                     Err(msg) => {
@@ -421,6 +438,7 @@ impl Fold {
             }
             self.collect_deltas(false);
             self.checkpoints.push(Some(self.last.clone()));
+            self.since_checkpoint = Some(Vec::new());
             self.focus = self.checkpoints.len() - 1;
             if self.entries.len() == CALIBRATION_EVENTS
                 && let Some(spent) = self.calibration.take()
@@ -431,6 +449,33 @@ impl Fold {
             }
             self.keep_to_budget(true);
         }
+    }
+
+    /// The state after `ev` folded onto the last state, which is left as it
+    /// was on an error. In place where it can be (the nodes not shared with
+    /// a checkpoint are updated without copying them and freeing the old
+    /// ones); when the reducer cannot fold the event that way, the state
+    /// before it is made again from the last checkpoint and the event is
+    /// folded as usual.
+    fn fold_event(&mut self, ev: &PVal) -> Result<PVal, String> {
+        if self.owned_backoff > 0 || self.since_checkpoint.is_none() {
+            self.owned_backoff = self.owned_backoff.saturating_sub(1);
+            return self.reducer.apply(&self.last, ev);
+        }
+        if let Some(next) = self.reducer.apply_owned(std::mem::take(&mut self.last), ev) {
+            return Ok(next);
+        }
+        self.owned_backoff = OWNED_BACKOFF;
+        let start = self.checkpoints.last().cloned().flatten();
+        let since = self.since_checkpoint.as_deref().unwrap_or_default();
+        // The last checkpoint is never thinned; every event since folded
+        // cleanly the first time (a reducer is deterministic).
+        let mut state = start.unwrap_or_else(|| self.init.clone());
+        for e in since {
+            state = self.reducer.apply(&state, e).unwrap_or(state);
+        }
+        self.last = state;
+        self.reducer.apply(&self.last, ev)
     }
 
     /// Space the checkpoints `k` events apart, a multiple of the interval
@@ -564,13 +609,50 @@ const PARALLEL_REPLAY: usize = 2048;
 
 /// One step of a replay: the event (id and `$event` value) applied to
 /// `state`, or nothing for a record the first fold skipped.
-fn replay_step(reducer: &dyn Reducer, state: PVal, item: Option<(i64, PVal)>) -> Result<PVal, SourceError> {
+fn replay_step(reducer: &dyn Reducer, state: PVal, item: Option<&(i64, PVal)>) -> Result<PVal, SourceError> {
     let Some((id, event)) = item else { return Ok(state) };
-    reducer.apply(&state, &event).map_err(|msg| {
+    reducer.apply(&state, event).map_err(|msg| {
         SourceError(format!(
             "the reducer failed on event {id} when replayed ({msg}), but not when first folded; is it deterministic?"
         ))
     })
+}
+
+/// Replay `items` onto `state`, `each` seeing the state after every one.
+/// With `in_place`, the reducer updates the state in place where it can
+/// (see [`Reducer::apply_owned`]; the nodes shared with a checkpoint or
+/// with a state `each` kept are copied, the others are not); at the first
+/// event it cannot fold that way, the state before it is made again from
+/// `state` and the rest are folded as usual (`in_place` turns false).
+fn replay_items(
+    reducer: &dyn Reducer,
+    mut state: PVal,
+    items: &[Option<(i64, PVal)>],
+    in_place: &mut bool,
+    each: &mut dyn FnMut(&PVal),
+) -> Result<PVal, SourceError> {
+    let base = in_place.then(|| state.clone());
+    for (p, item) in items.iter().enumerate() {
+        if let (Some(base), Some((_, event)), true) = (&base, item, *in_place) {
+            match reducer.apply_owned(state, event) {
+                Some(next) => {
+                    state = next;
+                    each(&state);
+                    continue;
+                }
+                None => {
+                    *in_place = false;
+                    state = base.clone();
+                    for it in &items[..p] {
+                        state = replay_step(reducer, state, it.as_ref())?;
+                    }
+                }
+            }
+        }
+        state = replay_step(reducer, state, item.as_ref())?;
+        each(&state);
+    }
+    Ok(state)
 }
 
 impl MemoryImage {
@@ -587,6 +669,8 @@ impl MemoryImage {
             fold: Fold {
                 reducer,
                 last: init.clone(),
+                since_checkpoint: Some(Vec::new()),
+                owned_backoff: 0,
                 checkpoints: vec![Some(init.clone())],
                 deltas: Vec::new(),
                 delta_bytes: 0,
@@ -705,6 +789,7 @@ impl MemoryImage {
             f.calibration = Some(std::time::Duration::ZERO);
         }
         f.last = f.init.clone();
+        f.since_checkpoint = Some(Vec::new());
         f.ascending = true;
         f.by_id.clear();
         f.invalid = 0;
@@ -1010,7 +1095,7 @@ impl MemoryImage {
     fn replay(
         &mut self,
         from: usize,
-        mut state: PVal,
+        state: PVal,
         to: usize,
         each: &mut dyn FnMut(&PVal),
     ) -> Result<PVal, SourceError> {
@@ -1019,15 +1104,14 @@ impl MemoryImage {
             return self.replay_parallel(from, state, to, each);
         }
         let reducer = self.fold.reducer.clone();
+        let mut items = Vec::with_capacity(to.saturating_sub(from));
         for i in from..to {
-            let item = match *self.fold.entries.status(i) == Status::Ok {
+            items.push(match *self.fold.entries.status(i) == Status::Ok {
                 true => self.event(i)?.ok().map(|ev| (ev.id, ev.to_pval())),
                 false => None,
-            };
-            state = replay_step(reducer.as_ref(), state, item)?;
-            each(&state);
+            });
         }
-        Ok(state)
+        replay_items(reducer.as_ref(), state, &items, &mut true, each)
     }
 
     /// [`MemoryImage::replay`] of a long stretch: bodies are read and
@@ -1069,11 +1153,9 @@ impl MemoryImage {
                     i = end;
                 }
             });
+            let mut in_place = true;
             for batch in rx {
-                for item in batch? {
-                    state = replay_step(reducer.as_ref(), state, item)?;
-                    each(&state);
-                }
+                state = replay_items(reducer.as_ref(), state, &batch?, &mut in_place, each)?;
             }
             Ok(state)
         })
@@ -1300,6 +1382,114 @@ mod tests {
         assert_eq!(image.checkpoint_interval(), MIN_AUTO_INTERVAL);
         assert_eq!(image.event_cost(), None);
         assert_eq!(image.state_after(500).unwrap(), states[501]);
+    }
+
+    /// Sums `n` into `.sum` and counts events in `.count`; fails on a
+    /// negative `n`; cannot fold an event with `"copy": true` in place
+    /// (what the direct engine does when it hands an event over to jaq).
+    struct Picky;
+
+    impl Reducer for Picky {
+        fn apply(&self, state: &PVal, event: &PVal) -> Result<PVal, String> {
+            let field = |k: &str| event.as_obj()?.get("data")?.as_obj()?.get(k).cloned();
+            let n = match field("n") {
+                Some(PVal::Int(n)) if n >= 0 => n,
+                _ => return Err("negative".into()),
+            };
+            let mut s = state.clone();
+            let PVal::Obj(o) = &mut s else {
+                return Err("not an object".into());
+            };
+            let sum = match o.get("sum") {
+                Some(PVal::Int(x)) => *x,
+                _ => 0,
+            };
+            let count = match o.get("count") {
+                Some(PVal::Int(x)) => *x,
+                _ => 0,
+            };
+            o.insert(Arc::from("sum"), PVal::Int(sum + n));
+            o.insert(Arc::from("count"), PVal::Int(count + 1));
+            Ok(s)
+        }
+
+        fn apply_owned(&self, state: PVal, event: &PVal) -> Option<PVal> {
+            let copy = event
+                .as_obj()
+                .and_then(|o| o.get("data")?.as_obj()?.get("copy").cloned());
+            let copy = matches!(copy, Some(PVal::Bool(true)));
+            match copy {
+                true => None,
+                false => self.apply(&state, event).ok(),
+            }
+        }
+    }
+
+    #[test]
+    fn folding_in_place_falls_back_on_events_it_cannot_fold_and_gives_the_plain_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        // Short logs (the fold, short replays) and a long one (replays on
+        // a second thread, in batches).
+        for (n, interval) in [(300, 8), (300, 1), (5000, 8192)] {
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ n as u64;
+            let mut text = String::new();
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = if x.is_multiple_of(13) { -1 } else { (x % 50) as i64 };
+                let copy = x.is_multiple_of(7);
+                text += &format!(
+                    r#"{{"id":{},"type":"t","data":{{"n":{v},"copy":{copy}}}}}"#,
+                    i + 1
+                );
+                text.push('\n');
+            }
+            let path = dir.path().join("picky.jsonl");
+            std::fs::write(&path, &text).unwrap();
+            let spec = SourceSpec {
+                kind: SourceKind::Jsonl,
+                path,
+                display: "picky.jsonl".into(),
+                mapping: Default::default(),
+                accept_partial_last_line: true,
+            };
+            let mut states = vec![PVal::empty_obj()];
+            let mut errors = 0;
+            for line in text.lines() {
+                let ev = PVal::from_json(line).unwrap();
+                let prev = states.last().unwrap().clone();
+                states.push(Picky.apply(&prev, &ev).unwrap_or_else(|_| {
+                    errors += 1;
+                    prev
+                }));
+            }
+            let options = ImageOptions {
+                checkpoint_interval: Some(interval),
+                memory_budget: None,
+                scratch_dir: None,
+            };
+            let mut image = MemoryImage::new(
+                log::open(&spec).unwrap(),
+                Arc::new(Picky),
+                PVal::empty_obj(),
+                options,
+            );
+            image.load(&mut |_| {}).unwrap();
+            assert_eq!(image.error_count(), errors, "{n}");
+            assert_eq!(image.last_state(), states.last().unwrap(), "{n}");
+            for k in 0..n.min(400) {
+                let i = (k * 7919) % n;
+                assert_eq!(image.state_after(i).unwrap(), states[i + 1], "{n}: after {i}");
+            }
+            // Every state of a replay, as `each` sees it.
+            let mut seen = Vec::new();
+            let last = image
+                .replay(0, PVal::empty_obj(), n, &mut |s| seen.push(s.clone()))
+                .unwrap();
+            assert_eq!(&last, states.last().unwrap());
+            assert_eq!(seen, states[1..], "{n}");
+        }
     }
 
     #[test]

@@ -1425,6 +1425,9 @@ impl MemoryImage {
         f.focus = c;
         f.thin_level = 0;
         f.last = snap.last;
+        // The events since the last checkpoint are not at hand: fold by
+        // copying until the next one.
+        f.since_checkpoint = None;
         f.ascending = snap.ascending;
         f.by_id.clear();
         if !f.ascending {
