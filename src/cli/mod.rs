@@ -158,7 +158,7 @@ pub struct ReducerArgs {
     pub init: Option<String>,
     /// Events between checkpoints (a seek replays at most this many after the
     /// checkpoint before its target); `auto` times the reducer on the first 4096
-    /// events and picks a power of two from 64 to 1024 whose replay takes about 10 ms.
+    /// events and picks a power of two from 64 to 512 whose replay takes about 10 ms.
     #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_spacing)]
     pub checkpoint_every: Spacing,
     /// Memory budget: past it, checkpoints far from the cursor are thinned
