@@ -459,20 +459,23 @@ impl Fold {
     /// before it is made again from the last checkpoint and the event is
     /// folded as usual.
     fn fold_event(&mut self, ev: &PVal) -> Result<PVal, String> {
-        if self.owned_backoff > 0 || self.since_checkpoint.is_none() {
-            self.owned_backoff = self.owned_backoff.saturating_sub(1);
-            return self.reducer.apply(&self.last, ev);
-        }
+        // The way back: the last checkpoint (never thinned) and the events
+        // since; without them, copy.
+        let start = match (&self.since_checkpoint, self.checkpoints.last()) {
+            (Some(_), Some(Some(start))) if self.owned_backoff == 0 => start.clone(),
+            _ => {
+                self.owned_backoff = self.owned_backoff.saturating_sub(1);
+                return self.reducer.apply(&self.last, ev);
+            }
+        };
         if let Some(next) = self.reducer.apply_owned(std::mem::take(&mut self.last), ev) {
             return Ok(next);
         }
         self.owned_backoff = OWNED_BACKOFF;
-        let start = self.checkpoints.last().cloned().flatten();
-        let since = self.since_checkpoint.as_deref().unwrap_or_default();
-        // The last checkpoint is never thinned; every event since folded
-        // cleanly the first time (a reducer is deterministic).
-        let mut state = start.unwrap_or_else(|| self.init.clone());
-        for e in since {
+        // Every event since folded cleanly the first time (a reducer is
+        // deterministic).
+        let mut state = start;
+        for e in self.since_checkpoint.as_deref().unwrap_or_default() {
             state = self.reducer.apply(&state, e).unwrap_or(state);
         }
         self.last = state;
