@@ -174,12 +174,15 @@ elif $event.type == "add" then .n[$event.data.k] += $event.data.v
 elif $event.type == "del" then del(.kv[$event.data.k])
 elif $event.type == "push" then .list += [$event.data.v]
 elif $event.type == "fail" then error("fail at \($event.id)")
+elif $event.type == "two" then .two = ($event.data.v, $event.data.v + 1)
 else . end
 "#;
 
 fn event_strategy() -> impl Strategy<Value = (String, String, i64)> {
     (
-        prop::sample::select(vec!["set", "add", "del", "push", "fail", "other"]),
+        // "two" has two outputs (the last is the new state); "fail" makes
+        // folding in place go back to the last checkpoint.
+        prop::sample::select(vec!["set", "add", "del", "push", "fail", "two", "other"]),
         prop::sample::select(vec!["a", "b", "c", "d"]),
         -100i64..100,
     )
