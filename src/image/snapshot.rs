@@ -968,7 +968,9 @@ fn read_deltas(file: std::fs::File, start: u64, payload_hash: &[u8; 32]) -> Opti
     if &trailer[..8] != DELTA_MAGIC {
         return None;
     }
-    let table_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+    // About 20 bytes an interval: 64 MiB is billions of events; a damaged
+    // length must not make us read a gigabyte first.
+    let table_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?).min(64 << 20);
     let table_at = trailer_at.checked_sub(table_len).filter(|&t| t >= start)?;
     let mut table = vec![0; usize::try_from(table_len).ok()?];
     file.read_exact_at(&mut table, table_at).ok()?;
