@@ -200,6 +200,10 @@ struct Fold {
     delta_bytes: usize,
     /// Bytes the deltas take in the scratch file.
     spilled_bytes: usize,
+    /// Far checkpoints saved whole with a restored snapshot, by checkpoint
+    /// index, read in when a seek is nearer one of them than any kept
+    /// checkpoint (see [`MemoryImage::read_in_far`]).
+    far: std::collections::BTreeMap<usize, Delta>,
     maker: delta::Maker,
     /// The checkpoint index the user is looking at; thinning spares it.
     focus: usize,
@@ -679,6 +683,7 @@ impl MemoryImage {
                 deltas: Vec::new(),
                 delta_bytes: 0,
                 spilled_bytes: 0,
+                far: Default::default(),
                 maker: delta::Maker::new(options.scratch_dir.as_deref().and_then(delta::Spill::new)),
                 focus: 0,
                 thin_level: 0,
@@ -785,6 +790,7 @@ impl MemoryImage {
         f.deltas.clear();
         f.delta_bytes = 0;
         f.spilled_bytes = 0;
+        f.far.clear();
         f.maker.forget();
         f.focus = 0;
         f.thin_level = 0;
@@ -948,6 +954,10 @@ impl MemoryImage {
             .find_map(|c| self.fold.checkpoints.get(c).cloned().flatten().map(|s| (c, s)))
             .unwrap_or((0, self.fold.init.clone()));
         self.fold.focus = want;
+        let (c, start) = match self.read_in_far(c, want) {
+            Some(far) => far,
+            None => (c, start),
+        };
         if c == want {
             return self.replay(c * k, start, count, &mut |_| {});
         }
@@ -971,6 +981,53 @@ impl MemoryImage {
             self.fold.thin(self.fold.thin_level);
         }
         Ok(state)
+    }
+
+    /// A far state saved with a restored snapshot (see `Fold::far`) at or
+    /// before `want` and after `c`, the kept checkpoint a seek would start
+    /// from, when reading it in and going on from there crosses less: it is
+    /// decoded and kept as a checkpoint. Also one after `want` that undoing
+    /// back from would cross less (it is only read in; the seek then finds
+    /// it). A whole state costs what the deltas of as many bytes do.
+    fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
+        let f = &self.fold;
+        if f.far.is_empty() || c >= want {
+            return None;
+        }
+        let kept = f.deltas.iter().filter(|d| d.is_some()).count().max(1);
+        let per_delta = ((f.delta_bytes + f.spilled_bytes) / kept).max(1);
+        let cost = |d: &Delta| (d.bytes() + d.spilled_bytes()) / per_delta + 1;
+        let forward: usize = (c..want)
+            .map(|m| if f.deltas[m].is_some() { 1 } else { REPLAY_COST })
+            .sum();
+        let after_kept = (want + 1..f.checkpoints.len()).find(|&h| f.checkpoints[h].is_some());
+        let backward = after_kept.map_or(usize::MAX, |h| h - want);
+        let best = forward.min(backward);
+        let before = f
+            .far
+            .range(c + 1..=want)
+            .next_back()
+            .map(|(&d, far)| (d, want - d + cost(far)));
+        let after = f
+            .far
+            .range(want + 1..after_kept.unwrap_or(usize::MAX))
+            .next()
+            .filter(|(d, _)| f.deltas[want..**d].iter().all(Option::is_some))
+            .map(|(&d, far)| (d, d - want + cost(far)));
+        let pick = [before, after]
+            .into_iter()
+            .flatten()
+            .filter(|(_, n)| *n < best)
+            .min_by_key(|(_, n)| *n)?
+            .0;
+        let mut state = PVal::Null;
+        // A whole state that does not check out is forgotten, not used.
+        if self.fold.far[&pick].apply(&mut state).is_err() {
+            self.fold.far.remove(&pick);
+            return None;
+        }
+        self.fold.checkpoints[pick] = Some(state.clone());
+        (pick <= want).then_some((pick, state))
     }
 
     /// The nearest kept checkpoint after `want` when undoing the deltas

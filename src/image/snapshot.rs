@@ -235,9 +235,21 @@ pub struct Snapshot {
     deltas: Option<SavedDeltas>,
 }
 
-/// The deltas saved with a snapshot: the file, open, and for each interval
-/// (offset, length, check) of its delta, if it has one.
-type SavedDeltas = (Arc<Spill>, Vec<Option<(u64, u32, Check)>>);
+/// Where a delta or a far state is in the snapshot file: offset, length,
+/// check.
+type Place = (u64, u32, Check);
+
+/// What a snapshot saved after its payload: the file, open; for each
+/// interval where its delta is, if it has one; and where the far states
+/// are, by checkpoint.
+struct SavedDeltas {
+    file: Arc<Spill>,
+    deltas: Vec<Option<Place>>,
+    far: Vec<(usize, Place)>,
+}
+
+/// Far checkpoints saved at most (see [`MemoryImage::far_states_to_save`]).
+const MAX_FAR: usize = 16;
 
 impl Snapshot {
     pub fn len(&self) -> usize {
@@ -467,7 +479,8 @@ impl SnapshotCache {
         let deltas = {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
             payload.write_to(&mut out, &mut hash).map_err(err)?;
-            let deltas = write_deltas(&mut out, &payload.deltas, hash.finalize().as_bytes()).map_err(err)?;
+            let after = (&payload.deltas[..], &payload.far[..]);
+            let deltas = write_deltas(&mut out, after, hash.finalize().as_bytes()).map_err(err)?;
             out.flush().map_err(err)?;
             deltas
         };
@@ -571,6 +584,10 @@ pub struct SnapshotWriter {
     checkpoints: Vec<(usize, PVal)>,
     /// The image's deltas, one an interval, written after the payload.
     deltas: Vec<Option<Delta>>,
+    /// Far checkpoints to save after the deltas, each encoded while the
+    /// entries are written (a step at a time): still to encode, and done.
+    far_todo: Vec<(usize, PVal)>,
+    far: Vec<(usize, Delta)>,
 }
 
 impl SnapshotWriter {
@@ -757,6 +774,7 @@ impl SnapshotWriter {
             spilled: self.spill.map(|f| (f, self.spilled)),
             tail: self.entries,
             deltas: self.deltas,
+            far: self.far,
         })
     }
 }
@@ -769,6 +787,7 @@ struct Payload {
     tail: Vec<u8>,
     /// Written after the payload, outside its hash (see [`write_deltas`]).
     deltas: Vec<Option<Delta>>,
+    far: Vec<(usize, Delta)>,
 }
 
 impl Payload {
@@ -922,32 +941,45 @@ fn table_hash(payload_hash: &[u8; 32], table: &[u8]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// Write the image's deltas after the payload: their bytes one after the
-/// other, then a table (the number of intervals, then for each the length
-/// of its delta, 0 for none, and its check), then the trailer: a magic,
-/// the table's length, and a hash of the payload's hash and the table (so
-/// a table never passes with another save's payload). Each delta is
-/// checked as it is read back: the file is a cache, trusted in nothing.
-/// Returns the bytes written.
+/// Write the image's deltas after the payload, then the far states: their
+/// bytes one after the other, then a table (the number of intervals, then
+/// for each the length of its delta, 0 for none, and its check; then the
+/// number of far states and for each its checkpoint, length and check),
+/// then the trailer: a magic, the table's length, and a hash of the
+/// payload's hash and the table (so a table never passes with another
+/// save's payload). Each is checked as it is read back: the file is a
+/// cache, trusted in nothing. Returns the bytes written.
 fn write_deltas(
     out: &mut impl Write,
-    deltas: &[Option<Delta>],
+    (deltas, far): (&[Option<Delta>], &[(usize, Delta)]),
     payload_hash: &[u8; 32],
 ) -> std::io::Result<u64> {
     let mut table = Vec::new();
     let mut written = 0;
-    put_varint(&mut table, deltas.len() as u64);
-    for d in deltas {
+    let mut put = |table: &mut Vec<u8>, d: Option<&Delta>| -> std::io::Result<bool> {
         // One that cannot be read back is saved as missing.
-        match d.as_ref().and_then(|d| d.packed().ok()) {
+        match d.and_then(|d| d.packed().ok()) {
             Some(bytes) => {
                 out.write_all(&bytes)?;
                 written += bytes.len() as u64;
-                put_varint(&mut table, bytes.len() as u64);
+                put_varint(table, bytes.len() as u64);
                 table.extend_from_slice(&check_of(&bytes));
+                Ok(true)
             }
-            None => put_varint(&mut table, 0),
+            None => {
+                put_varint(table, 0);
+                Ok(false)
+            }
         }
+    };
+    put_varint(&mut table, deltas.len() as u64);
+    for d in deltas {
+        put(&mut table, d.as_ref())?;
+    }
+    put_varint(&mut table, far.len() as u64);
+    for (c, d) in far {
+        put_varint(&mut table, *c as u64);
+        put(&mut table, Some(d))?;
     }
     out.write_all(&table)?;
     out.write_all(DELTA_MAGIC)?;
@@ -978,20 +1010,35 @@ fn read_deltas(file: std::fs::File, start: u64, payload_hash: &[u8; 32]) -> Opti
         return None;
     }
     let mut r = Reader::new(&table);
-    let n = usize::try_from(r.varint().ok()?).ok()?;
-    let mut out = Vec::with_capacity(n.min(table.len()));
     let mut at = start;
-    for _ in 0..n {
+    let mut place = |r: &mut Reader<'_>| -> Option<Option<Place>> {
         let len = u32::try_from(r.varint().ok()?).ok()?;
         if len == 0 {
-            out.push(None);
-            continue;
+            return Some(None);
         }
         let check: Check = r.take(16).ok()?.try_into().ok()?;
-        out.push(Some((at, len, check)));
+        let here = at;
         at += u64::from(len);
+        Some(Some((here, len, check)))
+    };
+    let n = usize::try_from(r.varint().ok()?).ok()?;
+    let mut deltas = Vec::with_capacity(n.min(table.len()));
+    for _ in 0..n {
+        deltas.push(place(&mut r)?);
     }
-    (at == table_at && r.remaining() == 0).then(|| (Spill::of_file(file), out))
+    let m = usize::try_from(r.varint().ok()?).ok()?;
+    let mut far = Vec::with_capacity(m.min(table.len()));
+    for _ in 0..m {
+        let c = usize::try_from(r.varint().ok()?).ok()?;
+        if let Some(p) = place(&mut r)? {
+            far.push((c, p));
+        }
+    }
+    (at == table_at && r.remaining() == 0).then(|| SavedDeltas {
+        file: Spill::of_file(file),
+        deltas,
+        far,
+    })
 }
 
 /// Check the header and hash of a snapshot file and decode its payload.
@@ -1317,6 +1364,8 @@ impl MemoryImage {
             last: f.last.clone(),
             checkpoints: self.checkpoints_to_store(),
             deltas: f.deltas.clone(),
+            far_todo: self.far_states_to_save(),
+            far: Vec::new(),
         })
     }
 
@@ -1356,13 +1405,43 @@ impl MemoryImage {
         if entries.len() < w.total {
             return Err("the log was reloaded while being saved".into());
         }
+        // A far state a step (tens of milliseconds for a big state), so a
+        // caller that shares the image is not held up long.
+        if let Some((c, state)) = w.far_todo.pop()
+            && let Some(d) = Delta::between(&PVal::Null, &state)
+        {
+            w.far.push((c, d));
+        }
         let end = w.total.min(w.next.saturating_add(max));
         for e in (w.next..end).filter_map(|i| entries.get(i)) {
             w.put_entry(&e);
             w.spill()?;
         }
         w.next = end;
-        Ok(end == w.total)
+        Ok(end == w.total && w.far_todo.is_empty())
+    }
+
+    /// The kept checkpoints far from the end worth saving whole (after the
+    /// deltas, read only when a seek needs one): a restored image has only
+    /// the initial state and the checkpoints near the end in memory, so a
+    /// seek into the middle of a long log would cross millions of changes.
+    /// At most [`MAX_FAR`], evenly spread, none among those stored near
+    /// the end.
+    fn far_states_to_save(&self) -> Vec<(usize, PVal)> {
+        let f = &self.fold;
+        let near: Vec<usize> = self
+            .checkpoints_to_store()
+            .iter()
+            .map(|(n, _)| n / f.interval)
+            .collect();
+        let far: Vec<usize> = (1..f.checkpoints.len())
+            .filter(|c| f.checkpoints[*c].is_some() && !near.contains(c) && c * f.interval < f.entries.len())
+            .collect();
+        let step = far.len().div_ceil(MAX_FAR).max(1);
+        far.iter()
+            .step_by(step)
+            .filter_map(|&c| f.checkpoints[c].clone().map(|s| (c, s)))
+            .collect()
     }
 
     /// Check a snapshot against the log as it is now, then put it in place
@@ -1401,17 +1480,28 @@ impl MemoryImage {
         f.maker.forget();
         // The saved deltas, read from the snapshot file as seeks need them
         // (and checked then), when they are for these intervals.
-        if let Some((file, table)) = snap.deltas
+        f.far.clear();
+        if let Some(saved) = snap.deltas
             && f.interval == snap.interval
-            && table.len() == c
+            && saved.deltas.len() == c
         {
-            for (c, saved) in table.into_iter().enumerate() {
-                if let Some((at, len, check)) = saved {
-                    let file = file.clone();
-                    let check = Some(check);
-                    f.set_delta(c, Some(Delta::Spilled { file, at, len, check }));
-                }
+            let at = |(at, len, check): Place| Delta::Spilled {
+                file: saved.file.clone(),
+                at,
+                len,
+                check: Some(check),
+            };
+            for (c, place) in saved.deltas.into_iter().enumerate() {
+                f.set_delta(c, place.map(at));
             }
+            // The far states, read in when a seek is nearer one of them
+            // than any kept checkpoint (see `MemoryImage::far_start`).
+            f.far = saved
+                .far
+                .into_iter()
+                .filter(|(k, _)| *k < c)
+                .map(|(k, p)| (k, at(p)))
+                .collect();
         }
         f.checkpoints[0] = Some(f.init.clone());
         if n.is_multiple_of(f.interval) {
@@ -1554,6 +1644,23 @@ mod tests {
         for i in (0..states.len()).rev() {
             assert_eq!(restored.state_after(i).unwrap(), states[i], "after {i}");
         }
+        // Far checkpoints came back whole too, read in when a seek is near
+        // one; a damaged one is forgotten and the seek goes on without it.
+        let mut restored = restore(&cache);
+        let far: Vec<usize> = restored.fold.far.keys().copied().collect();
+        assert!(far.len() >= 8, "{far:?}");
+        let mid = far[far.len() / 2];
+        assert!(restored.fold.checkpoints[mid].is_none());
+        // (`states[i]` is the state after event i, so after i + 1 events.)
+        assert_eq!(restored.state_after(mid * 3 + 1).unwrap(), states[mid * 3 + 1]);
+        assert!(
+            restored.fold.checkpoints[mid].is_some(),
+            "far state {mid} not read in"
+        );
+        let other = far[far.len() / 2 - 2];
+        restored.fold.far.insert(other, Delta::garbage());
+        assert_eq!(restored.state_after(other * 3).unwrap(), states[other * 3]);
+        assert!(!restored.fold.far.contains_key(&other));
         // A byte flipped in the first delta: it fails its check and is
         // replayed over; the others still serve.
         let file = std::fs::read(cache.path()).unwrap();
