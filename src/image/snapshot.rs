@@ -1425,22 +1425,41 @@ impl MemoryImage {
     /// deltas, read only when a seek needs one): a restored image has only
     /// the initial state and the checkpoints near the end in memory, so a
     /// seek into the middle of a long log would cross millions of changes.
-    /// At most [`MAX_FAR`], evenly spread, none among those stored near
-    /// the end.
+    /// At most [`MAX_FAR`], evenly spread, none among the last eight
+    /// (always stored in the payload).
     fn far_states_to_save(&self) -> Vec<(usize, PVal)> {
         let f = &self.fold;
+        // The last eight kept ones are stored in the payload (small
+        // changes from one to the next); the sparser ones before them only
+        // within its budget, so they may be picked here too.
         let near: Vec<usize> = self
             .checkpoints_to_store()
             .iter()
+            .take(8)
             .map(|(n, _)| n / f.interval)
             .collect();
         let far: Vec<usize> = (1..f.checkpoints.len())
             .filter(|c| f.checkpoints[*c].is_some() && !near.contains(c) && c * f.interval < f.entries.len())
             .collect();
-        let step = far.len().div_ceil(MAX_FAR).max(1);
-        far.iter()
-            .step_by(step)
-            .filter_map(|&c| f.checkpoints[c].clone().map(|s| (c, s)))
+        // The kept one nearest each of MAX_FAR points evenly spread over
+        // the log (most kept ones are near the end, where the fold was).
+        let intervals = f.checkpoints.len();
+        let mut picked: Vec<usize> = (1..=MAX_FAR)
+            .filter_map(|j| {
+                let target = j * intervals / (MAX_FAR + 1);
+                let i = far.partition_point(|&c| c < target);
+                let below = i.checked_sub(1).map(|i| far[i]);
+                let above = far.get(i).copied();
+                [below, above]
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(|c| c.abs_diff(target))
+            })
+            .collect();
+        picked.dedup();
+        picked
+            .into_iter()
+            .filter_map(|c| f.checkpoints[c].clone().map(|s| (c, s)))
             .collect()
     }
 
