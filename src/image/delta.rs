@@ -274,6 +274,11 @@ impl Maker {
         }
     }
 
+    /// True when what it makes goes to a scratch file.
+    pub fn spills(&self) -> bool {
+        self.spill.is_some()
+    }
+
     /// The deltas made since the last call; with `wait`, all those queued.
     pub fn collect(&mut self, wait: bool) -> Vec<(usize, Option<Delta>)> {
         let mut out = Vec::new();

@@ -92,6 +92,16 @@ const BUDGET_CHECK_EVERY: usize = 64;
 /// Checkpoints this close to the focus are never thinned.
 const NEAR_FOCUS: usize = 4;
 
+/// A checkpoint thinned at a multiple of this many intervals is kept whole
+/// in the scratch file (a far state, see `Fold::far`) rather than dropped:
+/// far apart (past level 8 of thinning), a seek would otherwise cross
+/// hundreds of intervals by deltas.
+const FAR_EVERY: usize = 256;
+
+/// Marks a job of the delta maker as a far state (from null to the state)
+/// for the checkpoint in the other bits, not a delta for an interval.
+const FAR_JOB: usize = 1 << (usize::BITS - 1);
+
 /// After an event the reducer could not fold in place (see
 /// [`Reducer::apply_owned`]), the fold copies for this many events before
 /// it tries again: going back costs a replay of the events since the last
@@ -200,9 +210,10 @@ struct Fold {
     delta_bytes: usize,
     /// Bytes the deltas take in the scratch file.
     spilled_bytes: usize,
-    /// Far checkpoints saved whole with a restored snapshot, by checkpoint
-    /// index, read in when a seek is nearer one of them than any kept
-    /// checkpoint (see [`MemoryImage::read_in_far`]).
+    /// Far checkpoints kept whole in a file (saved with a restored
+    /// snapshot, or thinned to the scratch file), by checkpoint index, read
+    /// in when a seek is nearer one of them than any kept checkpoint (see
+    /// [`MemoryImage::read_in_far`]).
     far: std::collections::BTreeMap<usize, Delta>,
     maker: delta::Maker,
     /// The checkpoint index the user is looking at; thinning spares it.
@@ -318,14 +329,22 @@ impl Fold {
         let step = 1usize << level.min(62);
         let (focus, last) = (self.focus, self.checkpoints.len().saturating_sub(1));
         let mut dropped = Vec::new();
+        let mut far = Vec::new();
+        let to_file = self.maker.spills();
         for (c, cp) in self.checkpoints.iter_mut().enumerate() {
             if !(c == 0 || c == last || c.abs_diff(focus) <= NEAR_FOCUS || c.is_multiple_of(step))
                 && let Some(state) = cp.take()
             {
-                dropped.push(state);
+                match to_file && c.is_multiple_of(FAR_EVERY) && !self.far.contains_key(&c) {
+                    true => far.push((c, state)),
+                    false => dropped.push(state),
+                }
             }
         }
         graveyard::bury(dropped);
+        for (c, state) in far {
+            self.queue_delta(c | FAR_JOB, PVal::Null, state);
+        }
     }
 
     /// The live bytes the image may hold under `budget` (see
@@ -378,6 +397,12 @@ impl Fold {
 
     /// Keep `delta` as the one for interval `c`.
     fn set_delta(&mut self, c: usize, delta: Option<Delta>) {
+        if c & FAR_JOB != 0 {
+            if let Some(d) = delta.filter(|d| d.bytes() == 0) {
+                self.far.insert(c & !FAR_JOB, d);
+            }
+            return;
+        }
         let Some(slot) = self.deltas.get_mut(c) else {
             return;
         };
@@ -1551,6 +1576,44 @@ mod tests {
             assert_eq!(&last, states.last().unwrap());
             assert_eq!(seen, states[1..], "{n}");
         }
+    }
+
+    #[test]
+    fn far_checkpoints_thinned_to_the_scratch_file_are_read_in_by_seeks_near_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ImageOptions {
+            checkpoint_interval: Some(1),
+            memory_budget: None,
+            scratch_dir: Some(dir.path().to_path_buf()),
+        };
+        let (mut image, states) = folded_with(dir.path(), 2100, 5, options);
+        image.fold.focus = 0;
+        image.fold.thin_level = 10;
+        image.fold.thin(10);
+        image.fold.collect_deltas(true);
+        // Kept: multiples of 1024 and the last; whole in the file: the
+        // other multiples of 256.
+        let far: Vec<usize> = image.fold.far.keys().copied().collect();
+        assert_eq!(far, [256, 512, 768, 1280, 1536, 1792]);
+        assert!(image.fold.checkpoints[768].is_none());
+        assert_eq!(image.state_after(770).unwrap(), states[771]);
+        assert!(image.fold.checkpoints[768].is_some(), "not read in");
+        // (Thinned again once the user looks elsewhere; the file keeps it.)
+        for i in [760, 1530, 300, 2000, 5, 1281, 255] {
+            assert_eq!(image.state_after(i).unwrap(), states[i + 1], "after {i}");
+            assert_eq!(image.state_before(i).unwrap(), states[i], "before {i}");
+        }
+        assert_eq!(image.fold.far.len(), 6);
+        // Without a scratch file nothing is kept whole.
+        let options = ImageOptions {
+            checkpoint_interval: Some(1),
+            memory_budget: None,
+            scratch_dir: None,
+        };
+        let (mut image, _) = folded_with(dir.path(), 600, 5, options);
+        image.fold.thin(10);
+        image.fold.collect_deltas(true);
+        assert!(image.fold.far.is_empty());
     }
 
     #[test]
