@@ -16,6 +16,7 @@
 use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
 use crate::diff::{Change, Op};
 use crate::value::PVal;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,62 +57,36 @@ pub(super) fn check_of(bytes: &[u8]) -> Check {
 pub(super) struct Spill {
     file: std::fs::File,
     end: AtomicU64,
-    /// Only read from (a snapshot file).
-    read_only: bool,
 }
 
 impl Spill {
     /// A scratch file in `dir` (made if missing), or `None` when one cannot
-    /// be made there or this system cannot read files by offset.
+    /// be made there.
     pub fn new(dir: &Path) -> Option<Arc<Spill>> {
-        if !cfg!(unix) {
-            return None;
-        }
         std::fs::create_dir_all(dir).ok()?;
         let file = tempfile::tempfile_in(dir).ok()?;
-        Some(Arc::new(Spill {
-            file,
-            end: AtomicU64::new(0),
-            read_only: false,
-        }))
+        Some(Spill::of_file(file))
     }
 
-    /// Deltas already in `file` (a snapshot's), read only.
+    /// Deltas in `file`: a scratch file, or a snapshot's (opened read only,
+    /// so nothing is ever written to it).
     pub fn of_file(file: std::fs::File) -> Arc<Spill> {
         Arc::new(Spill {
             file,
             end: AtomicU64::new(0),
-            read_only: true,
         })
     }
 
-    #[cfg(unix)]
     fn put(&self, bytes: &[u8]) -> std::io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        if self.read_only {
-            return Err(std::io::ErrorKind::PermissionDenied.into());
-        }
         let at = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.file.write_all_at(bytes, at)?;
         Ok(at)
     }
 
-    #[cfg(unix)]
     fn get(&self, at: u64, len: u32) -> std::io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
         let mut out = vec![0; len as usize];
         self.file.read_exact_at(&mut out, at)?;
         Ok(out)
-    }
-
-    #[cfg(not(unix))]
-    fn put(&self, _: &[u8]) -> std::io::Result<u64> {
-        Err(std::io::ErrorKind::Unsupported.into())
-    }
-
-    #[cfg(not(unix))]
-    fn get(&self, _: u64, _: u32) -> std::io::Result<Vec<u8>> {
-        Err(std::io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -125,6 +100,12 @@ impl Delta {
         Some(Delta::Held(
             lz4_flex::compress_prepend_size(&out).into_boxed_slice(),
         ))
+    }
+
+    /// The delta from `a` to `b` written to `spill` if there is one (see
+    /// [`Delta::between`] and [`Delta::spill`]).
+    pub fn made(a: &PVal, b: &PVal, spill: Option<&Arc<Spill>>) -> Option<Delta> {
+        Delta::between(a, b).map(|d| d.spill(spill))
     }
 
     /// The same delta written to `spill`, or kept in memory when writing
@@ -257,9 +238,8 @@ impl Maker {
         if self.thread.is_none() {
             self.thread = spawn(self.spill.clone());
         }
-        let make = |a: &PVal, b: &PVal| Delta::between(a, b).map(|d| d.spill(self.spill.as_ref()));
         let Some((tx, _)) = &self.thread else {
-            return Some((c, make(&a, &b)));
+            return Some((c, Delta::made(&a, &b, self.spill.as_ref())));
         };
         match tx.send((self.generation, c, a, b)) {
             Ok(()) => {
@@ -269,7 +249,7 @@ impl Maker {
             Err(back) => {
                 let (_, c, a, b) = back.0;
                 self.thread = None;
-                Some((c, make(&a, &b)))
+                Some((c, Delta::made(&a, &b, self.spill.as_ref())))
             }
         }
     }
@@ -315,8 +295,10 @@ fn spawn(spill: Option<Arc<Spill>>) -> Option<Channels> {
         .spawn(move || {
             for (generation, c, a, b) in jobs {
                 // A closed channel means the image is gone: so are we.
-                let delta = Delta::between(&a, &b).map(|d| d.spill(spill.as_ref()));
-                if done.send((generation, c, delta)).is_err() {
+                if done
+                    .send((generation, c, Delta::made(&a, &b, spill.as_ref())))
+                    .is_err()
+                {
                     return;
                 }
             }

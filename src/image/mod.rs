@@ -481,6 +481,14 @@ impl Fold {
         }
     }
 
+    /// What going on from checkpoint `c` to checkpoint `want` costs, in
+    /// deltas applied: a missing one counts as the replay it takes.
+    fn forward_cost(&self, c: usize, want: usize) -> usize {
+        (c..want)
+            .map(|m| if self.deltas[m].is_some() { 1 } else { REPLAY_COST })
+            .sum()
+    }
+
     /// The state after `ev` folded onto the last state, which is left as it
     /// was on an error. In place where it can be (the nodes not shared with
     /// a checkpoint are updated without copying them and freeing the old
@@ -490,20 +498,18 @@ impl Fold {
     fn fold_event(&mut self, ev: &PVal) -> Result<PVal, String> {
         // The way back: the last checkpoint (never thinned) and the events
         // since; without them, copy.
-        let start = match (&self.since_checkpoint, self.checkpoints.last()) {
-            (Some(_), Some(Some(start))) if self.owned_backoff == 0 => start.clone(),
-            _ => {
-                self.owned_backoff = self.owned_backoff.saturating_sub(1);
-                return self.reducer.apply(&self.last, ev);
-            }
-        };
+        let way_back = self.since_checkpoint.is_some() && matches!(self.checkpoints.last(), Some(Some(_)));
+        if self.owned_backoff > 0 || !way_back {
+            self.owned_backoff = self.owned_backoff.saturating_sub(1);
+            return self.reducer.apply(&self.last, ev);
+        }
         if let Some(next) = self.reducer.apply_owned(std::mem::take(&mut self.last), ev) {
             return Ok(next);
         }
         self.owned_backoff = OWNED_BACKOFF;
-        // Every event since folded cleanly the first time (a reducer is
-        // deterministic).
-        let mut state = start;
+        // From the last checkpoint (there: checked above); every event
+        // since folded cleanly the first time (a reducer is deterministic).
+        let mut state = self.checkpoints.last().cloned().flatten().unwrap_or_default();
         for e in self.since_checkpoint.as_deref().unwrap_or_default() {
             state = self.reducer.apply(&state, e).unwrap_or(state);
         }
@@ -1008,10 +1014,10 @@ impl MemoryImage {
         Ok(state)
     }
 
-    /// A far state saved with a restored snapshot (see `Fold::far`) at or
-    /// before `want` and after `c`, the kept checkpoint a seek would start
-    /// from, when reading it in and going on from there crosses less: it is
-    /// decoded and kept as a checkpoint. Also one after `want` that undoing
+    /// A far state (see `Fold::far`) at or before `want` and after `c`, the
+    /// kept checkpoint a seek would start from, when reading it in and
+    /// going on from there crosses less: it is decoded and kept as a
+    /// checkpoint. Also one after `want` that undoing
     /// back from would cross less (it is only read in; the seek then finds
     /// it). A whole state costs what the deltas of as many bytes do.
     fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
@@ -1022,9 +1028,7 @@ impl MemoryImage {
         let kept = f.deltas.iter().filter(|d| d.is_some()).count().max(1);
         let per_delta = ((f.delta_bytes + f.spilled_bytes) / kept).max(1);
         let cost = |d: &Delta| (d.bytes() + d.spilled_bytes()) / per_delta + 1;
-        let forward: usize = (c..want)
-            .map(|m| if f.deltas[m].is_some() { 1 } else { REPLAY_COST })
-            .sum();
+        let forward = f.forward_cost(c, want);
         let after_kept = (want + 1..f.checkpoints.len()).find(|&h| f.checkpoints[h].is_some());
         let backward = after_kept.map_or(usize::MAX, |h| h - want);
         let best = forward.min(backward);
@@ -1061,9 +1065,7 @@ impl MemoryImage {
     /// on the way forward counts as the replay it takes.
     fn later_checkpoint(&self, c: usize, want: usize) -> Option<(usize, PVal)> {
         let f = &self.fold;
-        let forward: usize = (c..want)
-            .map(|m| if f.deltas[m].is_some() { 1 } else { REPLAY_COST })
-            .sum();
+        let forward = f.forward_cost(c, want);
         let (h, later) = (want + 1..f.checkpoints.len())
             .take(forward)
             .find_map(|h| f.checkpoints[h].clone().map(|s| (h, s)))?;

@@ -956,7 +956,7 @@ fn write_deltas(
 ) -> std::io::Result<u64> {
     let mut table = Vec::new();
     let mut written = 0;
-    let mut put = |table: &mut Vec<u8>, d: Option<&Delta>| -> std::io::Result<bool> {
+    let mut put = |table: &mut Vec<u8>, d: Option<&Delta>| -> std::io::Result<()> {
         // One that cannot be read back is saved as missing.
         match d.and_then(|d| d.packed().ok()) {
             Some(bytes) => {
@@ -964,13 +964,10 @@ fn write_deltas(
                 written += bytes.len() as u64;
                 put_varint(table, bytes.len() as u64);
                 table.extend_from_slice(&check_of(&bytes));
-                Ok(true)
             }
-            None => {
-                put_varint(table, 0);
-                Ok(false)
-            }
+            None => put_varint(table, 0),
         }
+        Ok(())
     };
     put_varint(&mut table, deltas.len() as u64);
     for d in deltas {
@@ -1346,6 +1343,7 @@ impl MemoryImage {
         put_varint(&mut prefix, f.invalid as u64);
         put_varint(&mut prefix, f.errors as u64);
         put_varint(&mut prefix, f.interval as u64);
+        let checkpoints = self.checkpoints_to_store();
         Ok(SnapshotWriter {
             prefix,
             entries: Vec::with_capacity(f.entries.len() * 13 + 64),
@@ -1362,9 +1360,9 @@ impl MemoryImage {
             next: 0,
             total: f.entries.len(),
             last: f.last.clone(),
-            checkpoints: self.checkpoints_to_store(),
+            far_todo: self.far_states_to_save(&checkpoints),
+            checkpoints,
             deltas: f.deltas.clone(),
-            far_todo: self.far_states_to_save(),
             far: Vec::new(),
         })
     }
@@ -1427,17 +1425,13 @@ impl MemoryImage {
     /// seek into the middle of a long log would cross millions of changes.
     /// At most [`MAX_FAR`], evenly spread, none among the last eight
     /// (always stored in the payload).
-    fn far_states_to_save(&self) -> Vec<(usize, PVal)> {
+    fn far_states_to_save(&self, stored: &[(usize, PVal)]) -> Vec<(usize, PVal)> {
         let f = &self.fold;
-        // The last eight kept ones are stored in the payload (small
-        // changes from one to the next); the sparser ones before them only
-        // within its budget, so they may be picked here too.
-        let near: Vec<usize> = self
-            .checkpoints_to_store()
-            .iter()
-            .take(8)
-            .map(|(n, _)| n / f.interval)
-            .collect();
+        // The last eight of `stored` (see `checkpoints_to_store`) are in
+        // the payload (small changes from one to the next); the sparser
+        // ones before them only within its budget, so they may be picked
+        // here too.
+        let near: Vec<usize> = stored.iter().take(8).map(|(n, _)| n / f.interval).collect();
         let far: Vec<usize> = (1..f.checkpoints.len())
             .filter(|c| f.checkpoints[*c].is_some() && !near.contains(c) && c * f.interval < f.entries.len())
             .collect();
@@ -1562,16 +1556,7 @@ mod tests {
 
     /// An image of a bundled example log, not loaded yet.
     fn example_image(name: &str, kind: SourceKind, checkpoint_interval: Option<usize>) -> MemoryImage {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("assets/examples")
-            .join(name);
-        let spec = SourceSpec {
-            kind,
-            path: path.clone(),
-            display: name.to_string(),
-            mapping: Default::default(),
-            accept_partial_last_line: true,
-        };
+        let spec = example_spec(name, kind);
         let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
         let options = ImageOptions {
             checkpoint_interval,
