@@ -141,6 +141,13 @@ fn main() {
         (held + spilled) as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
     );
 
+    let index = image.entries().bytes();
+    println!(
+        "index: {:.1} MB ({:.1} bytes an entry)",
+        index as f64 / (1 << 20) as f64,
+        index as f64 / n.max(1) as f64
+    );
+
     let level_before = image.thin_level();
     // Seeks at pseudo-random events.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -350,10 +350,7 @@ impl Fold {
     /// The live bytes the image may hold under `budget` (see
     /// [`Fold::keep_to_budget`]).
     fn limit(&self, budget: usize) -> usize {
-        let reserve = usize::try_from(self.unread)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(Index::ENTRY_BYTES)
-            .saturating_add(self.set_aside);
+        let reserve = self.entries.room_for(self.unread).saturating_add(self.set_aside);
         (budget / 100 * LIVE_SHARE).saturating_sub(reserve)
     }
 
