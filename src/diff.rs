@@ -7,6 +7,7 @@
 //! being looked at, so the cost follows the size of the change, not of the
 //! state.
 
+use crate::value::Text;
 use crate::value::{PObj, PVal, PathSeg, to_pointer};
 use std::sync::Arc;
 
@@ -47,13 +48,13 @@ impl Change {
     /// `{"op", "path", "old"?, "value"?}`.
     pub fn to_pval(&self) -> PVal {
         let mut o = PObj::new();
-        o.insert(Arc::from("op"), PVal::str(self.op.as_str()));
-        o.insert(Arc::from("path"), PVal::from(self.pointer()));
+        o.insert(Text::from("op"), PVal::str(self.op.as_str()));
+        o.insert(Text::from("path"), PVal::from(self.pointer()));
         if let Some(old) = &self.old {
-            o.insert(Arc::from("old"), old.clone());
+            o.insert(Text::from("old"), old.clone());
         }
         if let Some(v) = &self.value {
-            o.insert(Arc::from("value"), v.clone());
+            o.insert(Text::from("value"), v.clone());
         }
         PVal::Obj(o)
     }
@@ -174,7 +175,7 @@ pub fn apply_change(state: &mut PVal, op: Op, path: &[PathSeg], value: Option<PV
     for seg in parents {
         node = match (node, seg) {
             (PVal::Obj(o), PathSeg::Key(k)) => o
-                .get_mut(k.as_ref())
+                .get_mut(k.as_str())
                 .ok_or_else(|| fail(format!("no member {k:?}")))?,
             (PVal::Arr(a), PathSeg::Index(i)) => {
                 let len = a.len();
@@ -188,14 +189,14 @@ pub fn apply_change(state: &mut PVal, op: Op, path: &[PathSeg], value: Option<PV
     match (node, last) {
         (PVal::Obj(o), PathSeg::Key(k)) => match (op, value) {
             (Op::Remove, _) => o
-                .remove(k.as_ref())
+                .remove(k.as_str())
                 .map(drop)
                 .ok_or_else(|| fail(format!("no member {k:?} to remove"))),
             (Op::Add, Some(v)) => {
                 o.insert(k.clone(), v);
                 Ok(())
             }
-            (Op::Replace, Some(v)) => match o.get_mut(k.as_ref()) {
+            (Op::Replace, Some(v)) => match o.get_mut(k.as_str()) {
                 Some(slot) => {
                     *slot = v;
                     Ok(())

@@ -6,6 +6,7 @@ use evscope::image::{ImageOptions, MemoryImage};
 use evscope::log::{self, Change, Event, Loc, LogSource, Record, SourceError, SourceKind, SourceSpec};
 use evscope::reduce::{JqReducer, Reducer};
 use evscope::value::PVal;
+use evscope::value::Text;
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -53,7 +54,7 @@ fn replace_random_subtree(v: &PVal, sub: PVal, seed: u64) -> PVal {
                 .keys()
                 .nth((seed as usize / 4) % o.len())
                 .cloned()
-                .unwrap_or_else(|| Arc::from("a"));
+                .unwrap_or_else(|| Text::from("a"));
             let mut o = o.clone();
             let child = o.get(&k).cloned().unwrap_or(PVal::Null);
             o.insert(k, replace_random_subtree(&child, sub, seed / 7));
@@ -199,7 +200,7 @@ fn records(events: &[(String, String, i64)]) -> Vec<Record> {
                 loc: Loc::Row { rowid: i as i64 },
                 body: Ok(Event {
                     id: i as i64 + 1,
-                    ty: Arc::from(t.as_str()),
+                    ty: Text::from(t.as_str()),
                     data,
                     stream: None,
                     time: None,

@@ -4,11 +4,11 @@
 
 use evscope::log::{self, Change, Event, Invalid, Loc, LogSource, Mapping, Record, SourceKind, SourceSpec};
 use evscope::value::PVal;
+use evscope::value::Text;
 use rusqlite::Connection;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 // ---------------------------------------------------------------- helpers
 
@@ -67,7 +67,7 @@ fn json(s: &str) -> PVal {
 fn ev(id: i64, ty: &str, data: &str) -> Event {
     Event {
         id,
-        ty: Arc::from(ty),
+        ty: Text::from(ty),
         data: json(data),
         stream: None,
         time: None,
@@ -122,8 +122,8 @@ fn jsonl_field_aliases() {
     let (_, mut src) = open_jsonl(dir.path(), (lines.join("\n") + "\n").as_bytes());
     let got = events(&read_all(&mut *src));
     let with = |mut e: Event, stream: Option<&str>, time: Option<&str>, meta: Option<&str>| {
-        e.stream = stream.map(Arc::from);
-        e.time = time.map(Arc::from);
+        e.stream = stream.map(Text::from);
+        e.time = time.map(Text::from);
         e.meta = meta.map(json);
         e
     };
@@ -166,7 +166,7 @@ fn jsonl_mapping_overrides_aliases() {
     let mut src = log::open(&spec(SourceKind::Jsonl, &path, "events.jsonl", mapping)).unwrap();
     let recs = read_all(&mut *src);
     let mut a = ev(10, "A", r#"{"b":2}"#);
-    a.time = Some(Arc::from("t"));
+    a.time = Some(Text::from("t"));
     assert_eq!(events(&recs), vec![a]);
     // Only the mapped name is tried.
     assert_eq!(reason_of(&recs, 11), r#"missing type (no "kind" field)"#);
@@ -595,8 +595,8 @@ fn sqlite_default_table() {
     assert_eq!(src.describe(), "sqlite:app.db (table events)");
     let recs = read_all(&mut *src);
     let mut first = ev(1, "SignedUp", r#"{"email":"a@b.c"}"#);
-    first.stream = Some(Arc::from("user-7"));
-    first.time = Some(Arc::from("2026-11-26T10:00:00Z"));
+    first.stream = Some(Text::from("user-7"));
+    first.time = Some(Text::from("2026-11-26T10:00:00Z"));
     first.meta = Some(json(r#"{"by":"x"}"#));
     assert_eq!(events(&recs), vec![first, ev(2, "Renamed", r#"{"name":"A"}"#)]);
     assert_eq!(recs[1].loc, Loc::Row { rowid: 2 });
@@ -650,8 +650,8 @@ fn sqlite_mapping_flags() {
     let mut src = log::open(&spec(SourceKind::Sqlite, &path, "app.db", mapping.clone())).unwrap();
     assert_eq!(src.describe(), "sqlite:app.db (table Log Entries)");
     let mut want = ev(5, "A", "[1,2]");
-    want.stream = Some(Arc::from("g"));
-    want.time = Some(Arc::from("now"));
+    want.stream = Some(Text::from("g"));
+    want.time = Some(Text::from("now"));
     want.meta = Some(json(r#"{"a":1}"#));
     assert_eq!(events(&read_all(&mut *src)), vec![want]);
 

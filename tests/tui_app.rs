@@ -7,6 +7,7 @@ use evscope::image::{ImageOptions, MemoryImage};
 use evscope::log::{self, SourceSpec};
 use evscope::tui::app::Pane;
 use evscope::tui::tree::{Label, Mark};
+use evscope::value::Text;
 use evscope::value::{PVal, PathSeg};
 use std::sync::Arc;
 use tui_support::{Fixture, Tally, line, sample};
@@ -29,7 +30,7 @@ fn fold_to(fx: &Fixture, id: i64) -> PVal {
 }
 
 fn key(k: &str) -> PathSeg {
-    PathSeg::Key(Arc::from(k))
+    PathSeg::Key(Text::from(k))
 }
 
 #[test]
@@ -190,7 +191,7 @@ fn tree_remembers_what_was_opened_and_closed() {
             .tree
             .rows
             .iter()
-            .position(|r| r.label == Label::Key(Arc::from(name)))
+            .position(|r| r.label == Label::Key(Text::from(name)))
             .expect("row exists")
     };
     // `by_type` changes at every event, so it opens by itself; close it.

@@ -27,8 +27,8 @@
 use super::{Entry, Status};
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::log::Loc;
+use crate::value::Text;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 const CHUNK_BITS: u32 = 16;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -383,12 +383,12 @@ fn format_time(ns: i64, form: TimeForm, out: &mut String) {
 pub struct Index {
     len: usize,
     chunks: Vec<Chunk>,
-    names: Vec<Arc<str>>,
-    name_ids: HashMap<Arc<str>, u32>,
+    names: Vec<Text>,
+    name_ids: HashMap<Text, u32>,
     /// Statuses other than `Ok`, by ascending position.
     statuses: Vec<(usize, Status)>,
     form: Option<TimeForm>,
-    odd_times: HashMap<usize, Arc<str>>,
+    odd_times: HashMap<usize, Text>,
     /// Whether the log's places are rows (learnt from the first record).
     rows: Option<bool>,
     odd_locs: HashMap<usize, Loc>,
@@ -435,7 +435,7 @@ impl Index {
         *self = Index::default();
     }
 
-    fn name_id(&mut self, s: &Arc<str>) -> u32 {
+    fn name_id(&mut self, s: &Text) -> u32 {
         if let Some(&n) = self.name_ids.get(s) {
             return n;
         }
@@ -462,7 +462,7 @@ impl Index {
                 return ns;
             }
         }
-        self.odd_times.insert(at, Arc::from(t));
+        self.odd_times.insert(at, Text::from(t));
         TIME_ODD
     }
 
@@ -483,8 +483,8 @@ impl Index {
     pub fn push_parts(
         &mut self,
         id: i64,
-        ty: &Arc<str>,
-        stream: Option<&Arc<str>>,
+        ty: &Text,
+        stream: Option<&Text>,
         time: Option<&str>,
         loc: Loc,
         status: Status,
@@ -496,7 +496,7 @@ impl Index {
 
     /// Add names to the table; returns the number of each, for
     /// [`Index::push_ids`].
-    pub fn add_names(&mut self, names: &[Arc<str>]) -> Vec<u32> {
+    pub fn add_names(&mut self, names: &[Text]) -> Vec<u32> {
         names.iter().map(|s| self.name_id(s)).collect()
     }
 
@@ -617,24 +617,24 @@ impl Index {
     }
 
     /// The type of the record at `i`.
-    pub fn ty(&self, i: usize) -> Option<&Arc<str>> {
+    pub fn ty(&self, i: usize) -> Option<&Text> {
         self.row(i).and_then(|r| self.names.get(r.ty as usize))
     }
 
     /// The stream of the record at `i`.
-    pub fn stream(&self, i: usize) -> Option<&Arc<str>> {
+    pub fn stream(&self, i: usize) -> Option<&Text> {
         self.names.get(self.row(i)?.stream as usize)
     }
 
     /// The time of the record at `i`, as written in the log.
-    pub fn time(&self, i: usize) -> Option<Arc<str>> {
+    pub fn time(&self, i: usize) -> Option<Text> {
         match self.row(i)?.time {
             TIME_NONE => None,
             TIME_ODD => self.odd_times.get(&i).cloned(),
             ns => {
                 let mut s = String::with_capacity(32);
                 format_time(ns, self.form?, &mut s);
-                Some(Arc::from(s))
+                Some(Text::from(s))
             }
         }
     }
@@ -702,7 +702,7 @@ mod tests {
             "2026-1-5T09:00:00Z",
         ];
         let mut ix = Index::default();
-        let ty: Arc<str> = Arc::from("T");
+        let ty: Text = Text::from("T");
         for (n, t) in times.iter().enumerate() {
             ix.push_parts(
                 n as i64,
@@ -745,9 +745,9 @@ mod tests {
                 };
                 let mut out = String::new();
                 format_time(s * 1_000_000_007 % 4_000_000_000_000_000_000, form, &mut out);
-                Some(Arc::from(out))
+                Some(Text::from(out))
             }),
-            "[ -~]{0,24}".prop_map(|s| Some(Arc::from(s))),
+            "[ -~]{0,24}".prop_map(|s| Some(Text::from(s))),
         ];
         let loc = prop_oneof![
             (0u64..1 << 40, 0u32..1000, 0u64..1 << 34).prop_map(|(offset, len, line)| Loc::Line {
@@ -759,7 +759,7 @@ mod tests {
         ];
         let status = prop_oneof![
             4 => Just(Status::Ok),
-            1 => "[a-z ]{0,12}".prop_map(|m| Status::ReducerError(Arc::from(m))),
+            1 => "[a-z ]{0,12}".prop_map(|m| Status::ReducerError(Text::from(m))),
             1 => (any::<i64>(), "[a-z]{1,8}").prop_map(|(id, r)| Status::Invalid(Box::new(Invalid {
                 id,
                 place: "x.jsonl:1".into(),
@@ -776,8 +776,8 @@ mod tests {
         )
             .prop_map(|(id, ty, stream, time, loc, status)| Entry {
                 id,
-                ty: Arc::from(ty),
-                stream: stream.map(Arc::from),
+                ty: Text::from(ty),
+                stream: stream.map(Text::from),
                 time,
                 loc,
                 status,
@@ -892,7 +892,7 @@ mod tests {
     #[test]
     fn chunks_fill_and_search_finds_every_id() {
         let mut ix = Index::default();
-        let ty: Arc<str> = Arc::from("T");
+        let ty: Text = Text::from("T");
         let n = CHUNK * 2 + 17;
         for i in 0..n {
             let loc = Loc::Line {

@@ -20,6 +20,7 @@ mod delta;
 mod index;
 pub mod snapshot;
 
+use crate::value::Text;
 use delta::Delta;
 
 pub use index::Index;
@@ -116,7 +117,7 @@ pub enum Status {
     /// The line or row could not be read; it is skipped by the fold.
     Invalid(Box<Invalid>),
     /// The reducer failed on this event; the state was left unchanged.
-    ReducerError(Arc<str>),
+    ReducerError(Text),
 }
 
 /// What the image keeps about each record.
@@ -124,9 +125,9 @@ pub enum Status {
 pub struct Entry {
     pub id: i64,
     /// The event type (empty for an invalid record).
-    pub ty: Arc<str>,
-    pub stream: Option<Arc<str>>,
-    pub time: Option<Arc<str>>,
+    pub ty: Text,
+    pub stream: Option<Text>,
+    pub time: Option<Text>,
     pub loc: Loc,
     pub status: Status,
 }
@@ -444,7 +445,7 @@ impl Fold {
                     }
                     Err(msg) => {
                         self.errors += 1;
-                        Status::ReducerError(Arc::from(msg))
+                        Status::ReducerError(Text::from(msg))
                     }
                 };
                 let (ty, stream, time) = (&event.ty, event.stream.as_ref(), event.time.as_deref());
@@ -542,9 +543,9 @@ impl Fold {
 }
 
 /// The type an invalid record has: none.
-fn empty_name() -> Arc<str> {
-    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| Arc::from("")).clone()
+fn empty_name() -> Text {
+    static EMPTY: std::sync::OnceLock<Text> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Text::from("")).clone()
 }
 
 /// Read the record at `index` again from `source`, checking that it is the
@@ -1493,8 +1494,8 @@ mod tests {
                 Some(PVal::Int(x)) => *x,
                 _ => 0,
             };
-            o.insert(Arc::from("sum"), PVal::Int(sum + n));
-            o.insert(Arc::from("count"), PVal::Int(count + 1));
+            o.insert(Text::from("sum"), PVal::Int(sum + n));
+            o.insert(Text::from("count"), PVal::Int(count + 1));
             Ok(s)
         }
 

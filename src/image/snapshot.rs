@@ -62,6 +62,7 @@ use super::delta::{Check, Delta, Spill, check_of};
 use super::{Entry, Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
 use crate::value::PVal;
+use crate::value::Text;
 use codec::{
     ArcTable, Corrupt, PtrTable, ReadTable, Reader, TextTable, get_ref, get_table, get_value, put_bytes,
     put_table, put_value, put_varint, put_zigzag,
@@ -544,7 +545,7 @@ struct Prev {
     next_offset: u64,
     line: u64,
     rowid: i64,
-    time: Option<Arc<str>>,
+    time: Option<Text>,
 }
 
 /// Memory kept free for writing a snapshot (measured on the 10M benchmark
@@ -1205,7 +1206,7 @@ fn decode_chunk(
     r: &mut Reader<'_>,
     count: usize,
     names: &[u32],
-    messages: &[Arc<str>],
+    messages: &[Text],
     display: &str,
     out: &mut Index,
     seen: &mut Seen,

@@ -31,6 +31,7 @@
 //! Lines end with `\n`; a `\r` before it is JSON whitespace and harmless.
 
 use super::*;
+use crate::value::Text;
 use crate::value::json::{Interner, Reader};
 use memchr::memchr;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -141,7 +142,7 @@ enum Scalar {
     /// An integer above `i64::MAX`.
     Big(u64),
     Float(f64),
-    Str(Arc<str>),
+    Str(Text),
     Array,
     Object,
 }
@@ -204,7 +205,7 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Float(f))
     }
     fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
-        Ok(Scalar::Str(Arc::from(s)))
+        Ok(Scalar::Str(Text::from(s)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -490,12 +491,12 @@ impl LineParser {
                 return Err((id, format!("missing type (no {} field)", n.list(Field::Ty))));
             }
         };
-        let text_field = |f: Field, v: Option<(u8, Scalar)>| -> Result<Option<Arc<str>>, String> {
+        let text_field = |f: Field, v: Option<(u8, Scalar)>| -> Result<Option<Text>, String> {
             match v {
                 None | Some((_, Scalar::Null)) => Ok(None),
                 Some((_, Scalar::Str(s))) => Ok(Some(s)),
                 Some((r, other)) => match other.number_text() {
-                    Some(t) => Ok(Some(Arc::from(t))),
+                    Some(t) => Ok(Some(Text::from(t))),
                     None => Err(format!(
                         "{:?} must be a string, got {}",
                         n.key(f, r),
@@ -614,7 +615,7 @@ fn fast_take<'a, 'i, T>(
 /// number.
 fn fast_scalar(r: &mut Reader<'_, '_>) -> Option<Scalar> {
     Some(match r.peek()? {
-        b'"' => Scalar::Str(Arc::from(&*r.string()?)),
+        b'"' => Scalar::Str(Text::from(&*r.string()?)),
         b'{' => {
             r.skip()?;
             Scalar::Object

@@ -15,23 +15,23 @@ pub mod sqlite;
 pub use spec::{Mapping, SourceKind, SourceSpec};
 
 use crate::value::PVal;
-use std::sync::Arc;
+use crate::value::Text;
 
 /// A normalized event: what the reducer sees as `$event`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub id: i64,
-    pub ty: Arc<str>,
+    pub ty: Text,
     pub data: PVal,
-    pub stream: Option<Arc<str>>,
-    pub time: Option<Arc<str>>,
+    pub stream: Option<Text>,
+    pub time: Option<Text>,
     pub meta: Option<PVal>,
 }
 
 /// The keys of an event object, shared by every event (built once).
-fn event_keys() -> &'static [Arc<str>; 6] {
-    static KEYS: std::sync::OnceLock<[Arc<str>; 6]> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| ["data", "id", "meta", "stream", "time", "type"].map(Arc::from))
+fn event_keys() -> &'static [Text; 6] {
+    static KEYS: std::sync::OnceLock<[Text; 6]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| ["data", "id", "meta", "stream", "time", "type"].map(Text::from))
 }
 
 impl Event {

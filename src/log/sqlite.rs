@@ -42,6 +42,7 @@
 //! rowid (views and WITHOUT ROWID tables are refused).
 
 use super::*;
+use crate::value::Text;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, ffi};
 use std::os::unix::ffi::OsStrExt;
@@ -593,12 +594,12 @@ fn json_text(col: &str, s: &str) -> Result<PVal, String> {
 }
 
 /// A `stream`/`time` value: text, or a number as its text; NULL is absent.
-fn text_value(col: &str, v: ValueRef<'_>) -> Result<Option<Arc<str>>, String> {
+fn text_value(col: &str, v: ValueRef<'_>) -> Result<Option<Text>, String> {
     Ok(match v {
         ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(Arc::from(i.to_string())),
-        ValueRef::Real(f) => Some(Arc::from(PVal::Float(f).to_json())),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(Arc::from(utf8(col, t)?)),
+        ValueRef::Integer(i) => Some(Text::from(i.to_string())),
+        ValueRef::Real(f) => Some(Text::from(PVal::Float(f).to_json())),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(Text::from(utf8(col, t)?)),
     })
 }
 
@@ -629,7 +630,7 @@ fn convert(
             }
         };
         let ty = match row.get_ref(2).map_err(|e| (id, e.to_string()))? {
-            ValueRef::Text(t) => Arc::from(utf8(schema.col(1), t).map_err(|e| (id, e))?),
+            ValueRef::Text(t) => Text::from(utf8(schema.col(1), t).map_err(|e| (id, e))?),
             ValueRef::Null => return Err((id, format!("column {:?} is NULL", schema.col(1)))),
             other => {
                 return Err((

@@ -6,6 +6,7 @@
 //! allowlist is used: nothing that reads the environment, files or other
 //! inputs, halts the process or writes to the terminal.
 
+use crate::value::Text;
 use crate::value::jaq::{MAX_DEPTH, Res, Vector, arr, array_indices, err, kind_dump, split_str, write_json};
 use crate::value::{PObj, PVal};
 use jaq_core::box_iter::box_once;
@@ -270,11 +271,11 @@ own_natives! {
 
 /// `type`, sharing one string per type name.
 fn type_of(v: &PVal) -> PVal {
-    static NAMES: OnceLock<Vec<(&'static str, Arc<str>)>> = OnceLock::new();
+    static NAMES: OnceLock<Vec<(&'static str, Text)>> = OnceLock::new();
     let names = NAMES.get_or_init(|| {
         ["null", "boolean", "number", "string", "array", "object"]
             .into_iter()
-            .map(|n| (n, Arc::from(n)))
+            .map(|n| (n, Text::from(n)))
             .collect()
     });
     let name = v.type_name();
@@ -560,8 +561,8 @@ fn reverse(v: PVal) -> ValR<PVal> {
 fn to_entries(v: PVal) -> ValR<PVal> {
     let entry = |k: PVal, v: PVal| {
         let mut o = PObj::new();
-        o.insert(Arc::from("key"), k);
-        o.insert(Arc::from("value"), v);
+        o.insert(Text::from("key"), k);
+        o.insert(Text::from("value"), v);
         PVal::Obj(o)
     };
     match v {
@@ -966,10 +967,10 @@ fn compiled(pattern: &str) -> Res<fancy_regex::Regex> {
 /// One capture group as jq 1.6 reports it.
 fn capture_obj(offset: i64, length: usize, string: PVal, name: Option<&str>) -> PVal {
     let mut o = PObj::new();
-    o.insert(Arc::from("offset"), PVal::Int(offset));
-    o.insert(Arc::from("length"), PVal::from(length));
-    o.insert(Arc::from("string"), string);
-    o.insert(Arc::from("name"), name.map_or(PVal::Null, PVal::str));
+    o.insert(Text::from("offset"), PVal::Int(offset));
+    o.insert(Text::from("length"), PVal::from(length));
+    o.insert(Text::from("string"), string);
+    o.insert(Text::from("name"), name.map_or(PVal::Null, PVal::str));
     PVal::Obj(o)
 }
 
@@ -1022,10 +1023,10 @@ fn match_impl(input: &PVal, re: &PVal, flags: &PVal, test: bool) -> ValR<PVal> {
         if empty {
             if !flags.skip_empty {
                 let mut o = PObj::new();
-                o.insert(Arc::from("offset"), PVal::from(m_c));
-                o.insert(Arc::from("length"), PVal::Int(0));
-                o.insert(Arc::from("string"), PVal::str(""));
-                o.insert(Arc::from("captures"), arr(Vector::new()));
+                o.insert(Text::from("offset"), PVal::from(m_c));
+                o.insert(Text::from("length"), PVal::Int(0));
+                o.insert(Text::from("string"), PVal::str(""));
+                o.insert(Text::from("captures"), arr(Vector::new()));
                 out.push_back(PVal::Obj(o));
             }
             start = m.end() + s[m.end()..].chars().next().map_or(1, char::len_utf8);
@@ -1043,10 +1044,10 @@ fn match_impl(input: &PVal, re: &PVal, flags: &PVal, test: bool) -> ValR<PVal> {
                 });
             }
             let mut o = PObj::new();
-            o.insert(Arc::from("offset"), PVal::from(m_c));
-            o.insert(Arc::from("length"), PVal::from(m.as_str().chars().count()));
-            o.insert(Arc::from("string"), PVal::str(m.as_str()));
-            o.insert(Arc::from("captures"), arr(captures));
+            o.insert(Text::from("offset"), PVal::from(m_c));
+            o.insert(Text::from("length"), PVal::from(m.as_str().chars().count()));
+            o.insert(Text::from("string"), PVal::str(m.as_str()));
+            o.insert(Text::from("captures"), arr(captures));
             out.push_back(PVal::Obj(o));
             start = m.end();
         }

@@ -14,9 +14,9 @@
 //! closed even then, and is marked as holding a change.
 
 use crate::diff::{Change, Op};
+use crate::value::Text;
 use crate::value::{PVal, PathSeg};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 /// A path from the root of the state.
 pub type Path = Vec<PathSeg>;
@@ -60,7 +60,7 @@ pub enum Node {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Label {
     Root,
-    Key(Arc<str>),
+    Key(Text),
     Index(usize),
     /// A "… N more" row.
     None,
@@ -274,7 +274,7 @@ fn push_node(
     let mut shown = 0usize;
     match value {
         PVal::Obj(o) => {
-            let mut last: Option<Arc<str>> = None;
+            let mut last: Option<Text> = None;
             for (k, v) in o.iter().take(limit) {
                 path.push(PathSeg::Key(k.clone()));
                 push_node(
@@ -293,7 +293,7 @@ fn push_node(
             }
             if len > shown {
                 // Every key not yet shown sorts after `last`.
-                let extra: Vec<Arc<str>> = wanted
+                let extra: Vec<Text> = wanted
                     .into_iter()
                     .flatten()
                     .filter_map(|s| match s {
@@ -506,7 +506,7 @@ mod tests {
     }
 
     fn key(k: &str) -> PathSeg {
-        PathSeg::Key(Arc::from(k))
+        PathSeg::Key(Text::from(k))
     }
 
     fn shown(rows: &[Row]) -> Vec<String> {
@@ -556,15 +556,15 @@ mod tests {
     fn big_containers_are_cut_but_show_changed_children() {
         let mut o = crate::value::PObj::new();
         for i in 0..1000 {
-            o.insert(Arc::from(format!("k{i:04}")), PVal::Int(i));
+            o.insert(Text::from(format!("k{i:04}")), PVal::Int(i));
         }
         let a = PVal::Obj(o.clone());
-        o.insert(Arc::from("k0900"), PVal::Int(-1));
+        o.insert(Text::from("k0900"), PVal::Int(-1));
         let b = PVal::Obj(o);
         let rows = flatten(&b, &diff(&a, &b), &TreeMemory::default());
         assert_eq!(rows.len(), 1 + CHILD_LIMIT + 1 + 1);
         assert_eq!(rows[CHILD_LIMIT + 1].node, Node::More { hidden: 899 });
-        assert_eq!(rows[CHILD_LIMIT + 2].label, Label::Key(Arc::from("k0900")));
+        assert_eq!(rows[CHILD_LIMIT + 2].label, Label::Key(Text::from("k0900")));
         let mut mem = TreeMemory::default();
         mem.show_more(&vec![]);
         assert_eq!(flatten(&b, &[], &mem).len(), 1001);

@@ -10,6 +10,7 @@
 //! Error messages imitate jq's wording ("Cannot index number with ...").
 
 use super::{PArr, PObj, PVal};
+use crate::value::Text;
 
 /// The vector inside a `PArr`.
 pub(crate) type Vector = imbl::Vector<PVal>;
@@ -80,7 +81,7 @@ pub(crate) fn step() -> Result<(), Error<PVal>> {
 
 /// An error whose message is `msg`.
 pub(crate) fn err(msg: impl Into<String>) -> Error<PVal> {
-    Error::new(PVal::Str(Arc::from(msg.into())))
+    Error::new(PVal::Str(Text::from(msg.into())))
 }
 
 /// `kind (value)` as jq writes a value in an error message: the value's
@@ -153,10 +154,10 @@ impl PVal {
     }
 
     /// `tostring`: strings as they are, anything else as [`Self::to_jq_json`].
-    pub fn to_jq_string(&self) -> Arc<str> {
+    pub fn to_jq_string(&self) -> Text {
         match self {
             PVal::Str(s) => s.clone(),
-            v => Arc::from(v.to_jq_json()),
+            v => Text::from(v.to_jq_json()),
         }
     }
 }
@@ -465,11 +466,7 @@ fn update_arr<E: From<Error<PVal>>>(
 }
 
 /// `.[k] |= f` on an object (or null, as an empty object).
-fn update_obj<E>(
-    mut o: PObj,
-    k: &Arc<str>,
-    f: impl FnOnce(PVal) -> Result<Option<PVal>, E>,
-) -> Result<PVal, E> {
+fn update_obj<E>(mut o: PObj, k: &Text, f: impl FnOnce(PVal) -> Result<Option<PVal>, E>) -> Result<PVal, E> {
     match o.get_mut(&**k) {
         Some(slot) => {
             // Take the value out so a uniquely owned child can be updated
@@ -633,8 +630,8 @@ impl From<jaq_core::val::Range<PVal>> for PVal {
     /// The path of a slice, as jq writes it: `{"start": s, "end": e}`.
     fn from(r: jaq_core::val::Range<PVal>) -> Self {
         let mut o = PObj::new();
-        o.insert(Arc::from("start"), r.start.unwrap_or_default());
-        o.insert(Arc::from("end"), r.end.unwrap_or_default());
+        o.insert(Text::from("start"), r.start.unwrap_or_default());
+        o.insert(Text::from("end"), r.end.unwrap_or_default());
         PVal::Obj(o)
     }
 }
@@ -664,7 +661,7 @@ impl std::ops::Add for PVal {
                 let mut s = String::with_capacity(a.len() + b.len());
                 s.push_str(&a);
                 s.push_str(&b);
-                Str(Arc::from(s))
+                Str(Text::from(s))
             }),
             (Arr(mut a), Arr(b)) => {
                 if a.is_empty() {
@@ -731,7 +728,7 @@ fn deep_merge(mut a: PObj, b: PObj, depth: usize) -> Res<PObj> {
 
 /// `"ab" * n` as jq 1.6 does it: `n - 1` truncated extra copies, null when
 /// that is negative.
-fn repeat(s: &Arc<str>, n: f64) -> ValR<PVal> {
+fn repeat(s: &Text, n: f64) -> ValR<PVal> {
     let extra = (n - 1.0).trunc();
     if extra.is_nan() || extra < 0.0 {
         return Ok(PVal::Null);
@@ -740,7 +737,7 @@ fn repeat(s: &Arc<str>, n: f64) -> ValR<PVal> {
     if copies * s.len() as f64 > MAX_REPEAT_BYTES as f64 {
         return Err(err("Repeat string result too long"));
     }
-    Ok(PVal::Str(Arc::from(s.repeat(copies as usize))))
+    Ok(PVal::Str(Text::from(s.repeat(copies as usize))))
 }
 
 impl std::ops::Mul for PVal {
@@ -837,7 +834,7 @@ impl std::ops::Neg for PVal {
 }
 
 /// An object key: a string, else jq's error.
-pub(crate) fn object_key(k: PVal) -> Res<Arc<str>> {
+pub(crate) fn object_key(k: PVal) -> Res<Text> {
     match k {
         PVal::Str(k) => Ok(k),
         k => Err(err(format!("Object keys must be strings, not {}", kind_dump(&k)))),
@@ -946,7 +943,7 @@ impl jaq_core::ValT for PVal {
     fn into_string(self) -> Self {
         match self {
             PVal::Str(_) => self,
-            v => PVal::Str(Arc::from(v.to_jq_json())),
+            v => PVal::Str(Text::from(v.to_jq_json())),
         }
     }
 }
@@ -1002,11 +999,11 @@ impl jaq_std::ValT for PVal {
                 }
             }
         }
-        PVal::Str(Arc::from(String::from_utf8_lossy(sub)))
+        PVal::Str(Text::from(String::from_utf8_lossy(sub)))
     }
 
     fn from_utf8_bytes(b: impl AsRef<[u8]> + Send + 'static) -> Self {
-        PVal::Str(Arc::from(String::from_utf8_lossy(b.as_ref())))
+        PVal::Str(Text::from(String::from_utf8_lossy(b.as_ref())))
     }
 }
 

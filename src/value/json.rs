@@ -18,6 +18,7 @@
 //!   instead of allocating (and later freeing) one per event.
 
 use super::{PObj, PVal};
+use crate::value::Text;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -37,8 +38,8 @@ const SLOTS: usize = 256;
 /// direct-mapped cache (a string evicts the one in its slot), so it never
 /// holds more than [`SLOTS`] strings of each kind.
 pub(crate) struct Interner {
-    keys: Box<[Option<Arc<str>>]>,
-    values: Box<[Option<Arc<str>>]>,
+    keys: Box<[Option<Text>]>,
+    values: Box<[Option<Text>]>,
 }
 
 impl Default for Interner {
@@ -52,33 +53,33 @@ impl Default for Interner {
 
 impl Interner {
     /// `s` as an object key.
-    pub(crate) fn key(&mut self, s: &str) -> Arc<str> {
+    pub(crate) fn key(&mut self, s: &str) -> Text {
         if s.len() > KEY_MAX {
-            return Arc::from(s);
+            return Text::from(s);
         }
         cached(&mut self.keys, s)
     }
 
     /// `s` as a name that repeats (an event type): interned like a key.
-    pub(crate) fn name(&mut self, s: &str) -> Arc<str> {
+    pub(crate) fn name(&mut self, s: &str) -> Text {
         self.key(s)
     }
 
     /// `s` as a string value.
-    fn value(&mut self, s: &str) -> Arc<str> {
+    fn value(&mut self, s: &str) -> Text {
         if s.len() > VALUE_MAX {
-            return Arc::from(s);
+            return Text::from(s);
         }
         cached(&mut self.values, s)
     }
 }
 
-fn cached(table: &mut [Option<Arc<str>>], s: &str) -> Arc<str> {
+fn cached(table: &mut [Option<Text>], s: &str) -> Text {
     let slot = &mut table[slot_of(s.as_bytes())];
     match slot {
         Some(a) if **a == *s => a.clone(),
         _ => {
-            let a: Arc<str> = Arc::from(s);
+            let a: Text = Text::from(s);
             *slot = Some(a.clone());
             a
         }
@@ -587,7 +588,7 @@ mod tests {
         let b = parse(r#"{"email":"free"}"#).unwrap();
         let (ka, va) = a.as_obj().unwrap().iter().next().unwrap();
         let (kb, vb) = b.as_obj().unwrap().iter().next().unwrap();
-        assert!(Arc::ptr_eq(ka, kb));
+        assert!(Text::ptr_eq(ka, kb));
         assert!(va.ptr_eq(vb));
         let long = |v: &PVal| v.as_obj().unwrap().iter().next().unwrap().1.clone();
         let x = parse(r#"{"k":"a string too long to share"}"#).unwrap();

@@ -1,11 +1,9 @@
 //! RFC 6901 JSON pointers over `PVal` paths.
 
-use std::sync::Arc;
-
 /// One step of a path into a JSON value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PathSeg {
-    Key(Arc<str>),
+    Key(super::Text),
     Index(usize),
 }
 
@@ -65,14 +63,15 @@ pub fn parse_pointer(pointer: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Text;
 
     #[test]
     fn pointer_round_trip() {
         let path = vec![
-            PathSeg::Key(Arc::from("a/b")),
+            PathSeg::Key(Text::from("a/b")),
             PathSeg::Index(3),
-            PathSeg::Key(Arc::from("m~n")),
-            PathSeg::Key(Arc::from("")),
+            PathSeg::Key(Text::from("m~n")),
+            PathSeg::Key(Text::from("")),
         ];
         let p = to_pointer(&path);
         assert_eq!(p, "/a~1b/3/m~0n/");

@@ -2,6 +2,7 @@
 //! number prints as an integer, NaN as null, infinities as ±f64::MAX).
 
 use super::{PObj, PVal};
+use crate::value::Text;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::fmt;
@@ -71,10 +72,10 @@ impl<'de> Visitor<'de> for PValVisitor {
         Ok(PVal::from_f64(f))
     }
     fn visit_str<E>(self, s: &str) -> Result<PVal, E> {
-        Ok(PVal::Str(Arc::from(s)))
+        Ok(PVal::Str(Text::from(s)))
     }
     fn visit_string<E>(self, s: String) -> Result<PVal, E> {
-        Ok(PVal::Str(Arc::from(s)))
+        Ok(PVal::Str(Text::from(s)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PVal, A::Error> {
         let mut v = imbl::Vector::new();
@@ -88,7 +89,7 @@ impl<'de> Visitor<'de> for PValVisitor {
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let v = map.next_value::<PVal>()?;
             // Later duplicates win, as in jq.
-            o.insert(Arc::from(&*k), v);
+            o.insert(Text::from(&*k), v);
         }
         Ok(PVal::Obj(o))
     }

@@ -7,6 +7,7 @@ use evscope::image::{ImageOptions, MemoryImage};
 use evscope::log::{self, SourceSpec};
 use evscope::reduce::Reducer;
 use evscope::tui::headless::Headless;
+use evscope::value::Text;
 use evscope::value::{PObj, PVal};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,15 +32,15 @@ impl Reducer for Tally {
         let ty = ev.get("type").and_then(|t| t.as_str()).unwrap_or("?").to_string();
         let mut s = obj(Some(state));
         let count = s.get("count").and_then(|c| c.as_f64()).unwrap_or(0.0) as i64;
-        s.insert(Arc::from("count"), PVal::Int(count + 1));
+        s.insert(Text::from("count"), PVal::Int(count + 1));
         let mut by_type = obj(s.get("by_type"));
         let n = by_type.get(ty.as_str()).and_then(|c| c.as_f64()).unwrap_or(0.0) as i64;
-        by_type.insert(Arc::from(ty.as_str()), PVal::Int(n + 1));
-        s.insert(Arc::from("by_type"), PVal::Obj(by_type));
+        by_type.insert(Text::from(ty.as_str()), PVal::Int(n + 1));
+        s.insert(Text::from("by_type"), PVal::Obj(by_type));
         if let Some(stream) = ev.get("stream").and_then(|x| x.as_str()) {
             let mut streams = obj(s.get("streams"));
-            streams.insert(Arc::from(stream), data);
-            s.insert(Arc::from("streams"), PVal::Obj(streams));
+            streams.insert(Text::from(stream), data);
+            s.insert(Text::from("streams"), PVal::Obj(streams));
         }
         Ok(PVal::Obj(s))
     }

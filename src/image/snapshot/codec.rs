@@ -6,6 +6,7 @@
 //! truncated, flipped or replaced by anything.
 
 use crate::diff::{Change, Op};
+use crate::value::Text;
 use crate::value::{PObj, PVal, PathSeg};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -172,14 +173,14 @@ impl Hasher for PtrHasher {
     }
 }
 
-/// An `Arc<str>` compared by address. The table holds a clone, so the
+/// An `Text` compared by address. The table holds a clone, so the
 /// address cannot be freed and reused while the table lives. Two equal
 /// strings at different addresses just get two table entries.
-struct ByPtr(Arc<str>);
+struct ByPtr(Text);
 
 impl PartialEq for ByPtr {
     fn eq(&self, o: &ByPtr) -> bool {
-        Arc::ptr_eq(&self.0, &o.0)
+        Text::ptr_eq(&self.0, &o.0)
     }
 }
 impl Eq for ByPtr {}
@@ -194,13 +195,13 @@ impl Hash for ByPtr {
 #[derive(Default)]
 pub struct PtrTable {
     map: HashMap<ByPtr, u64, BuildHasherDefault<PtrHasher>>,
-    strings: Vec<Arc<str>>,
+    strings: Vec<Text>,
     uses: Vec<u64>,
 }
 
 impl PtrTable {
     /// Write the index of `s`, adding it to the table if new.
-    pub fn put(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+    pub fn put(&mut self, out: &mut Vec<u8>, s: &Text) {
         let next = self.strings.len() as u64;
         let k = *self.map.entry(ByPtr(s.clone())).or_insert_with(|| {
             self.strings.push(s.clone());
@@ -224,12 +225,12 @@ impl PtrTable {
 /// Read a table written by [`PtrTable::write`]: the strings and their use
 /// counts. The counts are only checked (the reader no longer needs them), but their sum must
 /// be at most `max_uses`.
-pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Arc<str>>, Vec<u64>), Corrupt> {
+pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Text>, Vec<u64>), Corrupt> {
     let n = r.len(2)?;
     let (mut strings, mut uses) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut total = 0u64;
     for _ in 0..n {
-        strings.push(Arc::from(r.str()?));
+        strings.push(Text::from(r.str()?));
         let u = r.varint()?;
         total = total.saturating_add(u);
         uses.push(u);
@@ -244,12 +245,12 @@ pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Arc<s
 /// sharing an allocation, such as a reducer's error messages).
 #[derive(Default)]
 pub struct ArcTable {
-    map: HashMap<Arc<str>, u64>,
-    strings: Vec<Arc<str>>,
+    map: HashMap<Text, u64>,
+    strings: Vec<Text>,
 }
 
 impl ArcTable {
-    pub fn put(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+    pub fn put(&mut self, out: &mut Vec<u8>, s: &Text) {
         let k = match self.map.get(s) {
             Some(&k) => k,
             None => {
@@ -262,13 +263,13 @@ impl ArcTable {
         put_varint(out, k);
     }
 
-    pub fn strings(&self) -> &[Arc<str>] {
+    pub fn strings(&self) -> &[Text] {
         &self.strings
     }
 }
 
 /// Write a table: its length, then each string.
-pub fn put_table(out: &mut Vec<u8>, strings: &[Arc<str>]) {
+pub fn put_table(out: &mut Vec<u8>, strings: &[Text]) {
     put_varint(out, strings.len() as u64);
     for s in strings {
         put_bytes(out, s.as_bytes());
@@ -276,18 +277,18 @@ pub fn put_table(out: &mut Vec<u8>, strings: &[Arc<str>]) {
 }
 
 /// Read a table written by [`put_table`].
-pub fn get_table(r: &mut Reader<'_>) -> Result<Vec<Arc<str>>, Corrupt> {
+pub fn get_table(r: &mut Reader<'_>) -> Result<Vec<Text>, Corrupt> {
     let n = r.len(1)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(Arc::from(r.str()?));
+        out.push(Text::from(r.str()?));
     }
     Ok(out)
 }
 
 /// The string a table index read from `r` refers to.
 #[inline]
-pub fn get_ref(r: &mut Reader<'_>, table: &[Arc<str>]) -> Result<Arc<str>, Corrupt> {
+pub fn get_ref(r: &mut Reader<'_>, table: &[Text]) -> Result<Text, Corrupt> {
     usize::try_from(r.varint()?)
         .ok()
         .and_then(|i| table.get(i))
@@ -323,14 +324,14 @@ impl<'s> TextTable<'s> {
 /// The reading side of [`TextTable`].
 #[derive(Default)]
 pub struct ReadTable {
-    strings: Vec<Arc<str>>,
+    strings: Vec<Text>,
 }
 
 impl ReadTable {
-    pub fn get(&mut self, r: &mut Reader<'_>) -> Result<Arc<str>, Corrupt> {
+    pub fn get(&mut self, r: &mut Reader<'_>) -> Result<Text, Corrupt> {
         match r.varint()? {
             0 => {
-                let s: Arc<str> = Arc::from(r.str()?);
+                let s: Text = Text::from(r.str()?);
                 self.strings.push(s.clone());
                 Ok(s)
             }

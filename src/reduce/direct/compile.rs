@@ -12,6 +12,7 @@ use super::{By, Expr, Fold, Kind, Native, Part, Pat, Program};
 use crate::reduce::jq::Bridge;
 use crate::reduce::natives;
 use crate::value::PVal;
+use crate::value::Text;
 use crate::value::jaq::arr;
 use jaq_core::ValT as _;
 use jaq_core::load::lex::StrPart;
@@ -464,7 +465,7 @@ impl<'a> Compiler<'a> {
                 Kind::Lit(PVal::Str(b)),
             ) = (out.last_mut(), &e.kind)
             {
-                *a = Arc::from(format!("{a}{b}"));
+                *a = Text::from(format!("{a}{b}"));
                 continue;
             }
             out.push(e);
