@@ -141,6 +141,11 @@ fn main() {
         (held + spilled) as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
     );
 
+    let (far, far_bytes) = image.far_stats();
+    println!(
+        "far states: {far} in the scratch file, {:.1} MB",
+        far_bytes as f64 / (1 << 20) as f64
+    );
     let index = image.entries().bytes();
     println!(
         "index: {:.1} MB ({:.1} bytes an entry)",
