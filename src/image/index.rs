@@ -73,11 +73,12 @@ impl Open {
 /// `base + step * i + scale * field(i)`, where the fields are `width` bits
 /// each. `step` follows a column that grows steadily (ids, offsets, times),
 /// `scale` one whose values share a factor (times on whole seconds), and
-/// `width` is what is left. Values are taken as i64 bit patterns; the sums
-/// are done in i128, so nothing wraps.
+/// `width` is what is left. Values are taken as i64 bit patterns. The
+/// ranges are found in i128; the sums are then done modulo 2^64, which is
+/// exact, as every value and every field fits 64 bits.
 struct Col {
-    base: i128,
-    step: i128,
+    base: u64,
+    step: u64,
     scale: u64,
     width: u32,
     words: Box<[u64]>,
@@ -91,54 +92,78 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 impl Col {
-    /// Pack `values` (at most a chunk's worth).
-    fn pack(values: &[i64]) -> Col {
+    /// Pack `values` (at most a chunk's worth); `grows`: try a step (for
+    /// columns that tend to grow steadily: ids, times, offsets).
+    fn pack(values: &[i64], grows: bool) -> Col {
         let n = values.len();
         let at = |i: usize| i128::from(values[i]);
         // Without a step the spread always fits 64 bits; a steady step can
         // take it down to a few (or none).
         let steady = match n {
             0 | 1 => 0,
+            _ if !grows => 0,
             _ => (at(n - 1) - at(0)) / (n as i128 - 1),
         };
-        // (base, scale, width) with `step`; None when the spread is wider
-        // than 64 bits.
-        let layout = |step: i128| {
-            let rest = |i: usize| at(i) - step * i as i128;
-            let (mut lo, mut hi) = (0i128, 0i128);
-            for i in 0..n {
-                let r = rest(i);
-                (lo, hi) = if i == 0 { (r, r) } else { (lo.min(r), hi.max(r)) };
+        // The range of the values, and of what the step leaves.
+        let lo = values.iter().copied().min().unwrap_or(0);
+        let hi = values.iter().copied().max().unwrap_or(0);
+        let plain = (i128::from(lo), i128::from(hi));
+        let sloped = (steady != 0 && n > 0).then(|| {
+            let (mut lo, mut hi, mut off) = (i128::MAX, i128::MIN, 0i128);
+            for &v in values {
+                let r = i128::from(v) - off;
+                (lo, hi) = (lo.min(r), hi.max(r));
+                off += steady;
             }
-            let spread = u64::try_from(hi - lo).ok()?;
-            let mut scale = 0u64;
-            for i in 0..n {
-                scale = gcd(scale, (rest(i) - lo) as u64);
-                if scale == 1 {
-                    break;
-                }
-            }
-            let scale = scale.max(1);
-            Some((lo, scale, u64::BITS - (spread / scale).leading_zeros()))
+            (lo, hi)
+        });
+        let spread = |(lo, hi): (i128, i128)| u64::try_from(hi - lo).ok();
+        // The layout whose spread is narrower (plain on a tie or when the
+        // step's spread does not fit), then a common factor of what is left
+        // (found on the first values, checked on all). The plain spread of
+        // i64 values always fits 64 bits.
+        let plain_spread = spread(plain).unwrap_or(u64::MAX);
+        let (step, base, spread) = match sloped.and_then(|s| Some((s.0, spread(s)?))) {
+            Some((lo, s)) if s < plain_spread => (steady, lo, s),
+            _ => (0, plain.0, plain_spread),
         };
-        // The plain spread of i64 values always fits 64 bits.
-        let plain = layout(0).unwrap_or((0, 1, 64));
-        let (step, (base, scale, width)) = match layout(steady) {
-            Some(sloped) if steady != 0 && sloped.2 < plain.2 => (steady, sloped),
-            _ => (0, plain),
+        let (step, base) = (step as u64, base as u64);
+        let rest = |i: usize| {
+            (values[i] as u64)
+                .wrapping_sub(step.wrapping_mul(i as u64))
+                .wrapping_sub(base)
         };
-        let mut words = vec![0u64; (n * width as usize).div_ceil(64)].into_boxed_slice();
-        if width > 0 {
-            for i in 0..n {
-                let field = ((at(i) - step * i as i128 - base) / i128::from(scale)) as u64;
-                let (bit, w) = (i * width as usize, width as usize);
-                let (k, off) = (bit / 64, bit % 64);
-                words[k] |= field << off;
-                if off + w > 64 {
-                    words[k + 1] |= field >> (64 - off);
-                }
-            }
+        let mut scale = 0;
+        for i in 0..n.min(64) {
+            scale = gcd(scale, rest(i));
         }
+        // Packed with that factor if every value has it, else without.
+        let pack = |scale: u64| {
+            let width = u64::BITS - (spread / scale).leading_zeros();
+            let w = width as usize;
+            let mut words = vec![0u64; (n * w).div_ceil(64)].into_boxed_slice();
+            if w > 0 {
+                for i in 0..n {
+                    let field = match scale {
+                        1 => rest(i),
+                        _ if rest(i) % scale != 0 => return None,
+                        _ => rest(i) / scale,
+                    };
+                    let (k, off) = (i * w / 64, i * w % 64);
+                    words[k] |= field << off;
+                    if off + w > 64 {
+                        words[k + 1] |= field >> (64 - off);
+                    }
+                }
+            }
+            Some((scale, width, words))
+        };
+        let (scale, width, words) = match scale {
+            0 | 1 => None,
+            s => pack(s),
+        }
+        .or_else(|| pack(1))
+        .expect("packing without a factor always succeeds");
         Col {
             base,
             step,
@@ -162,7 +187,9 @@ impl Col {
                 if w < 64 { f & ((1u64 << w) - 1) } else { f }
             }
         };
-        (self.base + self.step * i as i128 + i128::from(self.scale) * i128::from(field)) as i64
+        self.base
+            .wrapping_add(self.step.wrapping_mul(i as u64))
+            .wrapping_add(self.scale.wrapping_mul(field)) as i64
     }
 
     fn bytes(&self) -> usize {
@@ -183,13 +210,13 @@ struct Packed {
 
 impl Packed {
     fn of(o: &Open) -> Packed {
-        let wide = |v: &[u32]| Col::pack(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>());
+        let wide = |v: &[u32]| Col::pack(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), false);
         Packed {
-            id: Col::pack(&o.id),
+            id: Col::pack(&o.id, true),
             ty: wide(&o.ty),
             stream: wide(&o.stream),
-            time: Col::pack(&o.time),
-            pos: Col::pack(&o.pos.iter().map(|&x| x as i64).collect::<Vec<_>>()),
+            time: Col::pack(&o.time, true),
+            pos: Col::pack(&o.pos.iter().map(|&x| x as i64).collect::<Vec<_>>(), true),
             len: wide(&o.len),
             line: wide(&o.line),
         }
@@ -847,9 +874,11 @@ mod tests {
     proptest! {
         #[test]
         fn a_packed_column_gives_back_every_value(values in col_strategy()) {
-            let col = Col::pack(&values);
-            for (i, v) in values.iter().enumerate() {
-                prop_assert_eq!(col.get(i), *v, "at {}", i);
+            for grows in [false, true] {
+                let col = Col::pack(&values, grows);
+                for (i, v) in values.iter().enumerate() {
+                    prop_assert_eq!(col.get(i), *v, "at {} ({})", i, grows);
+                }
             }
         }
     }
@@ -864,7 +893,7 @@ mod tests {
             .map(|i| 1_767_000_000_000_000_000 + (i + i % 3) * 1_000_000_000)
             .collect();
         let offsets: Vec<i64> = (0..CHUNK as i64).map(|i| i * 180 + (i * 7919) % 60).collect();
-        let widths = [&ids, &times, &offsets].map(|v| Col::pack(v).width);
+        let widths = [&ids, &times, &offsets].map(|v| Col::pack(v, true).width);
         assert_eq!(widths, [0, 2, 6]);
     }
 
