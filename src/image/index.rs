@@ -93,7 +93,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 impl Col {
     /// Pack `values` (at most a chunk's worth); `grows`: try a step (for
-    /// columns that tend to grow steadily: ids, times, offsets).
+    /// columns that tend to grow steadily: ids, times, offsets, streams).
     fn pack(values: &[i64], grows: bool) -> Col {
         let n = values.len();
         let at = |i: usize| i128::from(values[i]);
@@ -118,25 +118,32 @@ impl Col {
             (lo, hi)
         });
         let spread = |(lo, hi): (i128, i128)| u64::try_from(hi - lo).ok();
-        // The layout whose spread is narrower (plain on a tie or when the
-        // step's spread does not fit), then a common factor of what is left
-        // (found on the first values, checked on all). The plain spread of
-        // i64 values always fits 64 bits.
-        let plain_spread = spread(plain).unwrap_or(u64::MAX);
-        let (step, base, spread) = match sloped.and_then(|s| Some((s.0, spread(s)?))) {
-            Some((lo, s)) if s < plain_spread => (steady, lo, s),
-            _ => (0, plain.0, plain_spread),
-        };
-        let (step, base) = (step as u64, base as u64);
-        let rest = |i: usize| {
+        // What is left at `i` over `base` with `step`, modulo 2^64 (exact
+        // where the spread fits 64 bits).
+        let rest_with = |step: u64, base: u64, i: usize| {
             (values[i] as u64)
                 .wrapping_sub(step.wrapping_mul(i as u64))
                 .wrapping_sub(base)
         };
-        let mut scale = 0;
-        for i in 0..n.min(64) {
-            scale = gcd(scale, rest(i));
-        }
+        // A common factor of what is left, from the first values (checked
+        // on all while packing).
+        let factor = |step: u64, base: u64| {
+            (0..n.min(64))
+                .fold(0, |g, i| gcd(g, rest_with(step, base, i)))
+                .max(1)
+        };
+        // The layout that leaves the narrower fields: plain, or with the
+        // step. The plain spread of i64 values always fits 64 bits.
+        let plain = (0u64, plain.0 as u64, spread(plain).unwrap_or(u64::MAX));
+        let plain = (plain.0, plain.1, plain.2, factor(plain.0, plain.1));
+        let sloped = sloped
+            .and_then(|s| Some((steady as u64, s.0 as u64, spread(s)?)))
+            .map(|(step, base, spread)| (step, base, spread, factor(step, base)));
+        let (step, base, spread, scale) = match sloped {
+            Some(s) if s.2 / s.3 < plain.2 / plain.3 => s,
+            _ => plain,
+        };
+        let rest = |i: usize| rest_with(step, base, i);
         // Packed with that factor if every value has it, else without.
         let pack = |scale: u64| {
             let width = u64::BITS - (spread / scale).leading_zeros();
@@ -158,12 +165,19 @@ impl Col {
             }
             Some((scale, width, words))
         };
+        // Most often the factor of the first values is that of all; when it
+        // is not, find that of all.
+        let whole = || {
+            (0..n)
+                .fold(0, |g, i| if g == 1 { 1 } else { gcd(g, rest(i)) })
+                .max(1)
+        };
         let (scale, width, words) = match scale {
             0 | 1 => None,
             s => pack(s),
         }
-        .or_else(|| pack(1))
-        .expect("packing without a factor always succeeds");
+        .or_else(|| pack(whole()))
+        .expect("packing with the factor of all values succeeds");
         Col {
             base,
             step,
@@ -214,7 +228,9 @@ impl Packed {
         Packed {
             id: Col::pack(&o.id, true),
             ty: wide(&o.ty),
-            stream: wide(&o.stream),
+            // Numbered as first seen: in a log where new streams keep
+            // starting, the numbers grow with the position.
+            stream: Col::pack(&o.stream.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), true),
             time: Col::pack(&o.time, true),
             pos: Col::pack(&o.pos.iter().map(|&x| x as i64).collect::<Vec<_>>(), true),
             len: wide(&o.len),
