@@ -7,8 +7,7 @@
 //! being looked at, so the cost follows the size of the change, not of the
 //! state.
 
-use crate::value::Text;
-use crate::value::{PObj, PVal, PathSeg, to_pointer};
+use crate::value::{PObj, PVal, PathSeg, Text, to_pointer};
 use std::sync::Arc;
 
 /// What a change does at its path.

@@ -224,17 +224,17 @@ struct Packed {
 
 impl Packed {
     fn of(o: &Open) -> Packed {
-        let wide = |v: &[u32]| Col::pack(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), false);
+        let wide = |v: &[u32], grows| Col::pack(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), grows);
         Packed {
             id: Col::pack(&o.id, true),
-            ty: wide(&o.ty),
+            ty: wide(&o.ty, false),
             // Numbered as first seen: in a log where new streams keep
             // starting, the numbers grow with the position.
-            stream: Col::pack(&o.stream.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), true),
+            stream: wide(&o.stream, true),
             time: Col::pack(&o.time, true),
             pos: Col::pack(&o.pos.iter().map(|&x| x as i64).collect::<Vec<_>>(), true),
-            len: wide(&o.len),
-            line: wide(&o.line),
+            len: wide(&o.len, false),
+            line: wide(&o.line, false),
         }
     }
 
@@ -580,7 +580,7 @@ impl Index {
         if status != Status::Ok {
             self.statuses.push((at, status));
         }
-        let open = match self.chunks.last_mut() {
+        let c = match self.chunks.last_mut() {
             Some(Chunk::Open(o)) => o,
             _ => {
                 // The first chunk grows as needed (most logs are small); the
@@ -597,7 +597,6 @@ impl Index {
                 }
             }
         };
-        let c = open;
         c.id.push(id);
         c.ty.push(ty);
         c.stream.push(stream);

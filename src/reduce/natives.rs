@@ -6,9 +6,8 @@
 //! allowlist is used: nothing that reads the environment, files or other
 //! inputs, halts the process or writes to the terminal.
 
-use crate::value::Text;
 use crate::value::jaq::{MAX_DEPTH, Res, Vector, arr, array_indices, err, kind_dump, split_str, write_json};
-use crate::value::{PObj, PVal};
+use crate::value::{PObj, PVal, Text};
 use jaq_core::box_iter::box_once;
 use jaq_core::native::{Filter, Fun, bome, run, v};
 use jaq_core::path::Opt;

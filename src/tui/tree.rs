@@ -14,8 +14,7 @@
 //! closed even then, and is marked as holding a change.
 
 use crate::diff::{Change, Op};
-use crate::value::Text;
-use crate::value::{PVal, PathSeg};
+use crate::value::{PVal, PathSeg, Text};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A path from the root of the state.

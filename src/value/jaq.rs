@@ -9,8 +9,7 @@
 //!
 //! Error messages imitate jq's wording ("Cannot index number with ...").
 
-use super::{PArr, PObj, PVal};
-use crate::value::Text;
+use super::{PArr, PObj, PVal, Text};
 
 /// The vector inside a `PArr`.
 pub(crate) type Vector = imbl::Vector<PVal>;

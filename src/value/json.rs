@@ -17,8 +17,7 @@
 //!   a log's events repeat on every line, so they share one allocation
 //!   instead of allocating (and later freeing) one per event.
 
-use super::{PObj, PVal};
-use crate::value::Text;
+use super::{PObj, PVal, Text};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! serde for `PVal`: numbers print as jq prints them (a float that is a whole
 //! number prints as an integer, NaN as null, infinities as ±f64::MAX).
 
-use super::{PObj, PVal};
-use crate::value::Text;
+use super::{PObj, PVal, Text};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::fmt;

@@ -6,8 +6,7 @@
 //! truncated, flipped or replaced by anything.
 
 use crate::diff::{Change, Op};
-use crate::value::Text;
-use crate::value::{PObj, PVal, PathSeg};
+use crate::value::{PObj, PVal, PathSeg, Text};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
@@ -173,7 +172,7 @@ impl Hasher for PtrHasher {
     }
 }
 
-/// An `Text` compared by address. The table holds a clone, so the
+/// A `Text` compared by address. The table holds a clone, so the
 /// address cannot be freed and reused while the table lives. Two equal
 /// strings at different addresses just get two table entries.
 struct ByPtr(Text);
