@@ -220,6 +220,157 @@ pub fn apply_change(state: &mut PVal, op: Op, path: &[PathSeg], value: Option<PV
     }
 }
 
+/// The net effect of changes applied one after another, kept as a tree of
+/// the places they touch: crossing many deltas then costs one pass over the
+/// state, in key order, that visits each changed place once, rather than a
+/// walk from the root for every change (a map update whose path copies are
+/// copied again by the next one). A place changed by several changes is
+/// set once, to its last value.
+///
+/// Changes below an array index are kept as they come and applied in
+/// order (an insertion moves the indexes after it).
+#[derive(Debug, Default)]
+pub struct Composed {
+    root: Pending,
+}
+
+/// What the changes pushed so far do at one place.
+#[derive(Debug)]
+enum Pending {
+    /// Changed below: the members in `keys` as they say, then the changes
+    /// in `ops`, in order (relative paths; once there is one, every later
+    /// change below goes there too, to keep the order).
+    Under {
+        keys: std::collections::BTreeMap<Text, Pending>,
+        ops: Vec<(Op, Vec<PathSeg>, Option<PVal>)>,
+    },
+    /// Set to this value; later changes below are applied to it here.
+    /// `must`: the place had to be there before (the first change of it
+    /// replaced or removed it), as applying the changes one by one checks.
+    Set { value: PVal, must: bool },
+    /// Removed (`must` as for `Set`).
+    Gone { must: bool },
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending::Under {
+            keys: Default::default(),
+            ops: Vec::new(),
+        }
+    }
+}
+
+impl Composed {
+    /// Add one change, made after those pushed before. Fails when it could
+    /// not apply whatever the state (a change below a removed place).
+    pub fn push(&mut self, op: Op, path: &[PathSeg], value: Option<PVal>) -> Result<(), String> {
+        let fail = |e: &str| format!("{} {}: {e}", op.as_str(), to_pointer(path));
+        let mut node = &mut self.root;
+        let mut rest = path;
+        loop {
+            let Some((seg, tail)) = rest.split_first() else {
+                let must = match node {
+                    Pending::Set { must, .. } | Pending::Gone { must } => *must,
+                    Pending::Under { keys, ops } => op != Op::Add || !keys.is_empty() || !ops.is_empty(),
+                };
+                *node = match (op, value) {
+                    (Op::Remove, _) => Pending::Gone { must },
+                    (_, Some(value)) => Pending::Set { value, must },
+                    (_, None) => return Err(fail("missing value")),
+                };
+                return Ok(());
+            };
+            match node {
+                Pending::Set { value: v, .. } => return apply_change(v, op, rest, value),
+                Pending::Gone { .. } => return Err(fail("below a removed place")),
+                Pending::Under { keys, ops } => match seg {
+                    PathSeg::Key(k) if ops.is_empty() => {
+                        node = keys.entry(k.clone()).or_default();
+                        rest = tail;
+                    }
+                    _ => {
+                        ops.push((op, rest.to_vec(), value));
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Add the changes of `changes`, in order.
+    pub fn push_all(&mut self, changes: Vec<Change>) -> Result<(), String> {
+        changes
+            .into_iter()
+            .try_for_each(|c| self.push(c.op, &c.path, c.value))
+    }
+
+    /// Add what undoes `changes` (made in order, with their old values):
+    /// the last first, each one reversed.
+    pub fn push_undo(&mut self, changes: Vec<Change>) -> Result<(), String> {
+        changes.into_iter().rev().try_for_each(|c| {
+            let op = match c.op {
+                Op::Add => Op::Remove,
+                Op::Remove => Op::Add,
+                Op::Replace => Op::Replace,
+            };
+            self.push(op, &c.path, c.old)
+        })
+    }
+
+    /// Apply the changes pushed to `state`, which must be the state the
+    /// first was made on; in place (what is shared is copied).
+    pub fn apply(self, state: &mut PVal) -> Result<(), String> {
+        apply_pending(state, self.root, &mut Vec::new())
+    }
+}
+
+fn apply_pending(v: &mut PVal, node: Pending, at: &mut Vec<PathSeg>) -> Result<(), String> {
+    let (keys, ops) = match node {
+        Pending::Set { value, .. } => {
+            *v = value;
+            return Ok(());
+        }
+        Pending::Gone { .. } => return Err("cannot remove the root".into()),
+        Pending::Under { keys, ops } => (keys, ops),
+    };
+    if !keys.is_empty() {
+        let PVal::Obj(o) = v else {
+            return Err(format!(
+                "{}: cannot change a member of a {}",
+                to_pointer(at),
+                v.type_name()
+            ));
+        };
+        let missing = |at: &[PathSeg], k: &Text| format!("{}: no member {k:?}", to_pointer(at));
+        for (k, child) in keys {
+            match child {
+                Pending::Set { value, must: false } => drop(o.insert(k, value)),
+                Pending::Set { value, must: true } => match o.get_mut(k.as_str()) {
+                    Some(slot) => *slot = value,
+                    None => return Err(missing(at, &k)),
+                },
+                Pending::Gone { must } => {
+                    if o.remove(k.as_str()).is_none() && must {
+                        return Err(missing(at, &k));
+                    }
+                }
+                under => {
+                    let slot = o.get_mut(k.as_str()).ok_or_else(|| missing(at, &k))?;
+                    at.push(PathSeg::Key(k));
+                    // Deep states on a thread with a small stack.
+                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || apply_pending(slot, under, at))?;
+                    at.pop();
+                }
+            }
+        }
+    }
+    for (op, path, value) in ops {
+        apply_change(v, op, &path, value).map_err(|e| format!("{}: {e}", to_pointer(at)))?;
+    }
+    Ok(())
+}
+
 /// One line of a line diff.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LineTag {
@@ -300,6 +451,47 @@ mod tests {
         assert!(rendered.contains(&r#"{"old":3,"op":"remove","path":"/arr/2"}"#.to_string()));
         assert_eq!(apply(&a, &d).unwrap(), b);
         assert!(diff(&b, &b).is_empty());
+    }
+
+    #[test]
+    fn a_composed_change_that_could_not_apply_fails_as_it_would_alone() {
+        let key = |k: &str| PathSeg::Key(Text::from(k));
+        // Replacing or removing a member that is not there.
+        for op in [Op::Replace, Op::Remove] {
+            let mut c = Composed::default();
+            c.push(op, &[key("a"), key("b")], Some(PVal::Int(1))).unwrap();
+            let mut s = v(r#"{"a":{"c":1}}"#);
+            assert!(c.apply(&mut s).unwrap_err().contains("no member"), "{op:?}");
+        }
+        // Added, then replaced: fine whether or not it was there.
+        let mut c = Composed::default();
+        c.push(Op::Add, &[key("a"), key("b")], Some(PVal::Int(1)))
+            .unwrap();
+        c.push(Op::Replace, &[key("a"), key("b")], Some(PVal::Int(2)))
+            .unwrap();
+        let mut s = v(r#"{"a":{"c":1}}"#);
+        c.apply(&mut s).unwrap();
+        assert_eq!(s, v(r#"{"a":{"c":1,"b":2}}"#));
+        // Below a removed member; into a member that is not an object.
+        let mut c = Composed::default();
+        c.push(Op::Remove, &[key("a")], None).unwrap();
+        assert!(c.push(Op::Add, &[key("a"), key("b")], Some(PVal::Null)).is_err());
+        let mut c = Composed::default();
+        c.push(Op::Add, &[key("a"), key("b")], Some(PVal::Null)).unwrap();
+        assert!(
+            c.apply(&mut v(r#"{"a":[1]}"#))
+                .unwrap_err()
+                .contains("member of a array")
+        );
+        // Changes below an index keep their order.
+        let mut c = Composed::default();
+        c.push(Op::Add, &[key("a"), PathSeg::Index(0)], Some(PVal::Int(0)))
+            .unwrap();
+        c.push(Op::Replace, &[key("a"), PathSeg::Index(1)], Some(PVal::Int(9)))
+            .unwrap();
+        let mut s = v(r#"{"a":[1,2]}"#);
+        c.apply(&mut s).unwrap();
+        assert_eq!(s, v(r#"{"a":[0,9,2]}"#));
     }
 
     #[test]

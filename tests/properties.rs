@@ -115,6 +115,45 @@ proptest! {
     }
 }
 
+/// A chain of states, each the one before with a subtree replaced (so
+/// later changes land below, above and beside earlier ones).
+fn chain() -> impl Strategy<Value = Vec<PVal>> {
+    (value(), prop::collection::vec((value(), any::<u64>()), 1..8)).prop_map(|(first, steps)| {
+        let mut out = vec![first];
+        for (sub, seed) in steps {
+            let next = replace_random_subtree(out.last().unwrap(), sub, seed);
+            out.push(next);
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn composed_diffs_give_what_applying_them_one_by_one_gives(states in chain()) {
+        let diffs: Vec<_> = states.windows(2).map(|w| diff(&w[0], &w[1])).collect();
+        let (first, last) = (states.first().unwrap(), states.last().unwrap());
+        let mut on = evscope::diff::Composed::default();
+        for d in &diffs {
+            on.push_all(d.clone()).unwrap();
+        }
+        // Applied to a state shared with another owner, which keeps its own.
+        let mut s = first.clone();
+        on.apply(&mut s).unwrap();
+        prop_assert_eq!(&s, last);
+        prop_assert_eq!(first, &states[0]);
+        let mut back = evscope::diff::Composed::default();
+        for d in diffs.iter().rev() {
+            back.push_undo(d.clone()).unwrap();
+        }
+        let mut s = last.clone();
+        back.apply(&mut s).unwrap();
+        prop_assert_eq!(&s, first);
+    }
+}
+
 // ---------- checkpoints ----------
 
 /// A source over events held in memory, so the image can be tested alone.

@@ -14,7 +14,7 @@
 //! interval keeps its delta however long the log.
 
 use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
-use crate::diff::{Change, Op};
+use crate::diff::{Change, Composed, Op};
 use crate::value::PVal;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -189,7 +189,8 @@ impl Delta {
         }
     }
 
-    fn changes(&self) -> Result<Vec<Change>, String> {
+    /// The changes, each with its old value.
+    pub fn changes(&self) -> Result<Vec<Change>, String> {
         let packed = self.packed()?;
         let bytes = lz4_flex::decompress_size_prepended(&packed).map_err(|e| e.to_string())?;
         let mut r = Reader::new(&bytes);
@@ -199,6 +200,18 @@ impl Delta {
             n => Err(format!("{n} bytes after the changes")),
         }
     }
+}
+
+/// The deltas of a run of intervals composed into one pass over the state
+/// (see [`Composed`]): forward, or undone (the last first) when not.
+pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed, String> {
+    let mut on = Composed::default();
+    let changes = |d: &Option<Delta>| d.as_ref().ok_or("a delta is missing")?.changes();
+    match forward {
+        true => run.iter().try_for_each(|d| on.push_all(changes(d)?)),
+        false => run.iter().rev().try_for_each(|d| on.push_undo(changes(d)?)),
+    }?;
+    Ok(on)
 }
 
 /// A delta to make: generation, interval, the states at its two ends.

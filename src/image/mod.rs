@@ -102,6 +102,10 @@ const NEAR_FOCUS: usize = 4;
 /// 130k to 58k events/s (encoding whole states on the second core).
 const FAR_EVERY: usize = 128;
 
+/// A seek crosses a run of at least this many deltas composed (one pass
+/// over the state, see [`crate::diff::Composed`]) rather than one by one.
+const COMPOSE_FROM: usize = 2;
+
 /// Marks a job of the delta maker as a far state (from null to the state)
 /// for the checkpoint in the other bits, not a delta for an interval.
 const FAR_JOB: usize = 1 << (usize::BITS - 1);
@@ -219,12 +223,21 @@ struct Fold {
     /// in when a seek is nearer one of them than any kept checkpoint (see
     /// [`MemoryImage::read_in_far`]).
     far: std::collections::BTreeMap<usize, Delta>,
+    /// Checkpoints thinned to far states not made yet: they stay in memory
+    /// (the delta maker holds them anyway) until theirs is, so that a seek
+    /// meanwhile finds them rather than a long crossing.
+    far_pending: std::collections::BTreeSet<usize>,
+    /// How many times a seek read in a far state.
+    far_reads: usize,
     maker: delta::Maker,
     /// The checkpoint index the user is looking at; thinning spares it.
     focus: usize,
     /// How many thinning rounds ran: far checkpoints are kept only at
     /// multiples of 2^level.
     thin_level: u32,
+    /// The level the last [`Fold::thin`] thinned to (a seek thins at the
+    /// current level too, the fold at levels above it).
+    thin_level_now: u32,
     budget: Option<usize>,
     /// About how many records the source has left to read.
     unread: u64,
@@ -331,15 +344,16 @@ impl Fold {
     /// Keep checkpoint 0, the last one, those near the focus, and the far
     /// ones at multiples of 2^level.
     fn thin(&mut self, level: u32) {
-        let step = 1usize << level.min(62);
-        let (focus, last) = (self.focus, self.checkpoints.len().saturating_sub(1));
+        self.thin_level_now = level;
         let mut dropped = Vec::new();
         let mut far = Vec::new();
         let to_file = self.maker.spills();
-        for (c, cp) in self.checkpoints.iter_mut().enumerate() {
-            if !(c == 0 || c == last || c.abs_diff(focus) <= NEAR_FOCUS || c.is_multiple_of(step))
-                && let Some(state) = cp.take()
-            {
+        for c in 0..self.checkpoints.len() {
+            // One waiting for its far state goes once that is made.
+            if !self.thinned(c) || self.far_pending.contains(&c) {
+                continue;
+            }
+            if let Some(state) = self.checkpoints[c].take() {
                 match to_file && c.is_multiple_of(FAR_EVERY) && !self.far.contains_key(&c) {
                     true => far.push((c, state)),
                     false => dropped.push(state),
@@ -348,8 +362,26 @@ impl Fold {
         }
         graveyard::bury(dropped);
         for (c, state) in far {
+            self.checkpoints[c] = Some(state.clone());
+            self.far_pending.insert(c);
             self.queue_delta(c | FAR_JOB, PVal::Null, state);
         }
+    }
+
+    /// True when thinning at the level of the last [`Fold::thin`] drops
+    /// checkpoint `c`: all but checkpoint 0, the last one, those near the
+    /// focus, and those at multiples of 2^level.
+    fn thinned(&self, c: usize) -> bool {
+        let step = 1usize << self.thin_level_now.min(62);
+        let last = self.checkpoints.len().saturating_sub(1);
+        !(c == 0 || c == last || c.abs_diff(self.focus) <= NEAR_FOCUS || c.is_multiple_of(step))
+    }
+
+    /// Throw away what the delta maker was given to make: the intervals it
+    /// was for are gone.
+    fn forget_jobs(&mut self) {
+        self.maker.forget();
+        self.far_pending.clear();
     }
 
     /// The live bytes the image may hold under `budget` (see
@@ -400,8 +432,17 @@ impl Fold {
     /// Keep `delta` as the one for interval `c`.
     fn set_delta(&mut self, c: usize, delta: Option<Delta>) {
         if c & FAR_JOB != 0 {
+            let c = c & !FAR_JOB;
             if let Some(d) = delta.filter(|d| d.bytes() == 0) {
-                self.far.insert(c & !FAR_JOB, d);
+                self.far.insert(c, d);
+            }
+            // Made (or failed): the checkpoint goes as thinning said,
+            // unless a seek since wants it where it is.
+            if self.far_pending.remove(&c)
+                && self.thinned(c)
+                && let Some(state) = self.checkpoints.get_mut(c).and_then(Option::take)
+            {
+                graveyard::bury(vec![state]);
             }
             return;
         }
@@ -527,7 +568,7 @@ impl Fold {
             return;
         }
         let ratio = k / self.interval;
-        self.maker.forget();
+        self.forget_jobs();
         let old = std::mem::take(&mut self.checkpoints);
         self.checkpoints = old.into_iter().step_by(ratio).collect();
         self.deltas = std::iter::repeat_with(|| None)
@@ -717,6 +758,9 @@ impl MemoryImage {
                 delta_bytes: 0,
                 spilled_bytes: 0,
                 far: Default::default(),
+                far_pending: Default::default(),
+                far_reads: 0,
+                thin_level_now: 0,
                 maker: delta::Maker::new(options.scratch_dir.as_deref().and_then(delta::Spill::new)),
                 focus: 0,
                 thin_level: 0,
@@ -824,7 +868,7 @@ impl MemoryImage {
         f.delta_bytes = 0;
         f.spilled_bytes = 0;
         f.far.clear();
-        f.maker.forget();
+        f.forget_jobs();
         f.focus = 0;
         f.thin_level = 0;
         // A cost model still timing starts again with the events.
@@ -998,14 +1042,14 @@ impl MemoryImage {
             Some(far) => far,
             None => (c, start),
         };
-        if c == want {
-            return self.replay(c * k, start, count, &mut |_| {});
-        }
         // Back from the checkpoint after, when that is cheaper and every
         // delta on the way undoes; else on from the one before.
-        let back = self
-            .later_checkpoint(c, want)
-            .and_then(|(h, later)| self.retreat(h, later, want));
+        let back = match c == want {
+            true => Some(start.clone()),
+            false => self
+                .later_checkpoint(c, want)
+                .and_then(|(h, later)| self.retreat(h, later, want)),
+        };
         let state = match back {
             Some(state) => state,
             None => self.advance(c, start, want)?,
@@ -1058,6 +1102,45 @@ impl MemoryImage {
             .filter(|(_, n)| *n < best)
             .min_by_key(|(_, n)| *n)?
             .0;
+        // With every delta between there: straight to `want`, the far
+        // state decoded on a second thread while this one composes them.
+        self.fold.far_reads += 1;
+        let f = &self.fold;
+        let between = if pick <= want { pick..want } else { want..pick };
+        if between.clone().all(|j| f.deltas[j].is_some()) {
+            let far = &f.far[&pick];
+            let deltas = &f.deltas[between];
+            let (decoded, composed) = std::thread::scope(|scope| {
+                // The deltas are composed on a second thread while this one
+                // decodes the far state (which then lives in this thread's
+                // arena, with the rest of the image).
+                let composing = scope.spawn(move || delta::composed(deltas, pick <= want));
+                let mut state = PVal::Null;
+                let decoded = far.apply(&mut state).map(|()| state);
+                (
+                    decoded,
+                    composing
+                        .join()
+                        .unwrap_or_else(|_| Err("composing failed".into())),
+                )
+            });
+            match (decoded, composed) {
+                (Ok(mut state), Ok(on)) => {
+                    // The decoded state is this seek's alone: changed in place.
+                    if on.apply(&mut state).is_ok() {
+                        self.fold.checkpoints[want] = Some(state.clone());
+                        return Some((want, state));
+                    }
+                }
+                // A whole state that does not check out is forgotten.
+                (Err(_), _) => {
+                    self.fold.far.remove(&pick);
+                    return None;
+                }
+                // A delta that does not apply: the way below, one by one.
+                (Ok(_), Err(_)) => {}
+            }
+        }
         let mut state = PVal::Null;
         // A whole state that does not check out is forgotten, not used.
         if self.fold.far[&pick].apply(&mut state).is_err() {
@@ -1099,6 +1182,17 @@ impl MemoryImage {
     /// `h` after it, by undoing the deltas between, which must all be kept;
     /// `None` when one does not undo (it is forgotten).
     fn retreat(&mut self, h: usize, mut state: PVal, want: usize) -> Option<PVal> {
+        if h - want >= COMPOSE_FROM {
+            let mut s = state.clone();
+            if delta::composed(&self.fold.deltas[want..h], false)
+                .and_then(|back| back.apply(&mut s))
+                .is_ok()
+            {
+                self.fold.checkpoints[want] = Some(s.clone());
+                return Some(s);
+            }
+            // One of them does not undo: one by one, to find which.
+        }
         let keep = self.rebuilds(want);
         let mut rebuilt = Vec::new();
         for j in (want..h).rev() {
@@ -1126,6 +1220,12 @@ impl MemoryImage {
     /// replaying its events (and making its delta on the way). The
     /// checkpoints passed are rebuilt as [`MemoryImage::rebuilds`] says.
     fn advance(&mut self, c: usize, start: PVal, want: usize) -> Result<PVal, SourceError> {
+        self.advance_by(c, start, want, true)
+    }
+
+    /// [`MemoryImage::advance`], crossing runs of deltas composed when
+    /// `compose` (else one by one).
+    fn advance_by(&mut self, c: usize, start: PVal, want: usize, compose: bool) -> Result<PVal, SourceError> {
         let mut state = start.clone();
         let k = self.fold.interval;
         let keep = self.rebuilds(want);
@@ -1133,6 +1233,20 @@ impl MemoryImage {
         let mut made = Vec::new();
         let mut j = c;
         while j < want {
+            let run = (j..want).find(|&m| self.fold.deltas[m].is_none()).unwrap_or(want);
+            if compose && run - j >= COMPOSE_FROM {
+                let composed = delta::composed(&self.fold.deltas[j..run], true);
+                // One of them does not apply: one by one, to find which.
+                if composed.and_then(|on| on.apply(&mut state)).is_err() {
+                    return self.advance_by(c, start, want, false);
+                }
+                j = run;
+                if keep(j) {
+                    rebuilt.push((j, state.clone()));
+                }
+                self.fold.keep_to_budget(false);
+                continue;
+            }
             if let Some(delta) = &self.fold.deltas[j] {
                 // In place: the nodes copied by the deltas before this one
                 // are this state's alone and are updated without copying.
@@ -1140,7 +1254,7 @@ impl MemoryImage {
                     // A delta that does not apply would be a bug, never an
                     // answer: forget it and start again from `c`.
                     self.fold.set_delta(j, None);
-                    return self.advance(c, start, want);
+                    return self.advance_by(c, start, want, compose);
                 }
                 j += 1;
                 if keep(j) {
@@ -1601,6 +1715,10 @@ mod tests {
         image.fold.focus = 0;
         image.fold.thin_level = 10;
         image.fold.thin(10);
+        // In memory until its far state is made (a seek meanwhile finds it).
+        assert!(image.fold.checkpoints[768].is_some());
+        assert!(image.fold.checkpoints[769].is_none());
+        image.fold.thin(10);
         image.fold.collect_deltas(true);
         // Kept: multiples of 1024 and the last; whole in the file: the
         // other multiples of FAR_EVERY.
@@ -1612,7 +1730,11 @@ mod tests {
         assert!(far.contains(&768), "the seeks below go near 768");
         assert!(image.fold.checkpoints[768].is_none());
         assert_eq!(image.state_after(770).unwrap(), states[771]);
-        assert!(image.fold.checkpoints[768].is_some(), "not read in");
+        assert_eq!(image.fold.far_reads, 1, "not read in");
+        // Straight to the checkpoint at the seek (771 events), the deltas
+        // from 768 composed.
+        assert!(image.fold.checkpoints[771].is_some());
+        assert!((760..780).all(|c| c == 771 || image.fold.checkpoints[c].is_none()));
         // (Thinned again once the user looks elsewhere; the file keeps it.)
         for i in [760, 1530, 300, 2000, 5, 1281, 255] {
             assert_eq!(image.state_after(i).unwrap(), states[i + 1], "after {i}");

@@ -1491,7 +1491,7 @@ impl MemoryImage {
         f.deltas = std::iter::repeat_with(|| None).take(c).collect();
         f.delta_bytes = 0;
         f.spilled_bytes = 0;
-        f.maker.forget();
+        f.forget_jobs();
         // The saved deltas, read from the snapshot file as seeks need them
         // (and checked then), when they are for these intervals.
         f.far.clear();
