@@ -1114,15 +1114,17 @@ impl MemoryImage {
                 // The deltas are composed on a second thread while this one
                 // decodes the far state (which then lives in this thread's
                 // arena, with the rest of the image).
-                let composing = scope.spawn(move || delta::composed(deltas, pick <= want));
+                let composing = std::thread::Builder::new()
+                    .name("evscope-compose".into())
+                    .spawn_scoped(scope, move || delta::composed(deltas, pick <= want));
                 let mut state = PVal::Null;
                 let decoded = far.apply(&mut state).map(|()| state);
-                (
-                    decoded,
-                    composing
-                        .join()
-                        .unwrap_or_else(|_| Err("composing failed".into())),
-                )
+                let composed = match composing {
+                    Ok(thread) => thread.join().unwrap_or_else(|_| Err("composing failed".into())),
+                    // No thread to be had: here, once the state is decoded.
+                    Err(_) => delta::composed(deltas, pick <= want),
+                };
+                (decoded, composed)
             });
             match (decoded, composed) {
                 (Ok(mut state), Ok(on)) => {
