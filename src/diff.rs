@@ -19,6 +19,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// The op that undoes this one (with the change's old value).
+    pub fn undone(self) -> Op {
+        match self {
+            Op::Add => Op::Remove,
+            Op::Remove => Op::Add,
+            Op::Replace => Op::Replace,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Add => "add",
@@ -308,14 +317,10 @@ impl Composed {
     /// Add what undoes `changes` (made in order, with their old values):
     /// the last first, each one reversed.
     pub fn push_undo(&mut self, changes: Vec<Change>) -> Result<(), String> {
-        changes.into_iter().rev().try_for_each(|c| {
-            let op = match c.op {
-                Op::Add => Op::Remove,
-                Op::Remove => Op::Add,
-                Op::Replace => Op::Replace,
-            };
-            self.push(op, &c.path, c.old)
-        })
+        changes
+            .into_iter()
+            .rev()
+            .try_for_each(|c| self.push(c.op.undone(), &c.path, c.old))
     }
 
     /// Apply the changes pushed to `state`, which must be the state the

@@ -14,7 +14,7 @@
 //! interval keeps its delta however long the log.
 
 use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
-use crate::diff::{Change, Composed, Op};
+use crate::diff::{Change, Composed};
 use crate::value::PVal;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -165,12 +165,7 @@ impl Delta {
         // Last change first: array indexes are those of the state each
         // change was made on.
         for c in self.changes()?.into_iter().rev() {
-            let op = match c.op {
-                Op::Add => Op::Remove,
-                Op::Remove => Op::Add,
-                Op::Replace => Op::Replace,
-            };
-            crate::diff::apply_change(state, op, &c.path, c.old)?;
+            crate::diff::apply_change(state, c.op.undone(), &c.path, c.old)?;
         }
         Ok(())
     }

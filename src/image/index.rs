@@ -125,13 +125,20 @@ impl Col {
                 .wrapping_sub(step.wrapping_mul(i as u64))
                 .wrapping_sub(base)
         };
-        // A common factor of what is left, from the first values (checked
-        // on all while packing).
-        let factor = |step: u64, base: u64| {
-            (0..n.min(64))
-                .fold(0, |g, i| gcd(g, rest_with(step, base, i)))
+        // The common factor of what is left at the first `m` values.
+        let factor_of = |step: u64, base: u64, m: usize| {
+            (0..m)
+                .fold(0, |g, i| {
+                    if g == 1 {
+                        1
+                    } else {
+                        gcd(g, rest_with(step, base, i))
+                    }
+                })
                 .max(1)
         };
+        // From the first values (checked on all while packing).
+        let factor = |step: u64, base: u64| factor_of(step, base, n.min(64));
         // The layout that leaves the narrower fields: plain, or with the
         // step. The plain spread of i64 values always fits 64 bits.
         let plain = (0u64, plain.0 as u64, spread(plain).unwrap_or(u64::MAX));
@@ -167,11 +174,7 @@ impl Col {
         };
         // Most often the factor of the first values is that of all; when it
         // is not, find that of all.
-        let whole = || {
-            (0..n)
-                .fold(0, |g, i| if g == 1 { 1 } else { gcd(g, rest(i)) })
-                .max(1)
-        };
+        let whole = || factor_of(step, base, n);
         let (scale, width, words) = match scale {
             0 | 1 => None,
             s => pack(s),

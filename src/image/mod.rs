@@ -235,9 +235,6 @@ struct Fold {
     /// How many thinning rounds ran: far checkpoints are kept only at
     /// multiples of 2^level.
     thin_level: u32,
-    /// The level the last [`Fold::thin`] thinned to (a seek thins at the
-    /// current level too, the fold at levels above it).
-    thin_level_now: u32,
     budget: Option<usize>,
     /// About how many records the source has left to read.
     unread: u64,
@@ -291,7 +288,7 @@ impl Fold {
         }
         let before = crate::alloc::used_bytes();
         // Checkpoints made since the last round follow the current rule too.
-        self.thin(self.thin_level);
+        self.thin();
         // Each round halves the far checkpoints, evenly; the budget wins
         // over seek time, as far as keeping only the first, the last and
         // those around the focus.
@@ -309,7 +306,7 @@ impl Fold {
                 && (self.checkpoints.len() >> self.thin_level) > 1
             {
                 self.thin_level += 1;
-                self.thin(self.thin_level);
+                self.thin();
             }
             let used = crate::alloc::used_bytes();
             if settled(self) && used > limit {
@@ -323,7 +320,7 @@ impl Fold {
         }
         while crate::alloc::used_bytes() > limit && (self.checkpoints.len() >> self.thin_level) > 1 {
             self.thin_level += 1;
-            self.thin(self.thin_level);
+            self.thin();
             graveyard::wait();
         }
         // Then deltas, farthest from the focus first.
@@ -342,9 +339,8 @@ impl Fold {
     }
 
     /// Keep checkpoint 0, the last one, those near the focus, and the far
-    /// ones at multiples of 2^level.
-    fn thin(&mut self, level: u32) {
-        self.thin_level_now = level;
+    /// ones at multiples of 2^level, the current thinning level.
+    fn thin(&mut self) {
         let mut dropped = Vec::new();
         let mut far = Vec::new();
         let to_file = self.maker.spills();
@@ -368,11 +364,11 @@ impl Fold {
         }
     }
 
-    /// True when thinning at the level of the last [`Fold::thin`] drops
-    /// checkpoint `c`: all but checkpoint 0, the last one, those near the
-    /// focus, and those at multiples of 2^level.
+    /// True when thinning at the current level drops checkpoint `c`: all
+    /// but checkpoint 0, the last one, those near the focus, and those at
+    /// multiples of 2^level.
     fn thinned(&self, c: usize) -> bool {
-        let step = 1usize << self.thin_level_now.min(62);
+        let step = 1usize << self.thin_level.min(62);
         let last = self.checkpoints.len().saturating_sub(1);
         !(c == 0 || c == last || c.abs_diff(self.focus) <= NEAR_FOCUS || c.is_multiple_of(step))
     }
@@ -760,7 +756,6 @@ impl MemoryImage {
                 far: Default::default(),
                 far_pending: Default::default(),
                 far_reads: 0,
-                thin_level_now: 0,
                 maker: delta::Maker::new(options.scratch_dir.as_deref().and_then(delta::Spill::new)),
                 focus: 0,
                 thin_level: 0,
@@ -1062,7 +1057,7 @@ impl MemoryImage {
         // they looked can go now, a few at a time (rather than all at once
         // when the budget is next crossed).
         if self.fold.thin_level > 0 {
-            self.fold.thin(self.fold.thin_level);
+            self.fold.thin();
         }
         Ok(state)
     }
@@ -1497,7 +1492,7 @@ mod tests {
             let intervals = image.fold.deltas.len();
             assert_eq!(image.delta_stats().0, intervals, "a delta for every interval");
             image.fold.thin_level = 3;
-            image.fold.thin(3);
+            image.fold.thin();
             for c in 0..intervals {
                 if keep_every == 0 || c % keep_every != 0 {
                     image.fold.set_delta(c, None);
@@ -1716,11 +1711,11 @@ mod tests {
         let (mut image, states) = folded_with(dir.path(), 2100, 5, options);
         image.fold.focus = 0;
         image.fold.thin_level = 10;
-        image.fold.thin(10);
+        image.fold.thin();
         // In memory until its far state is made (a seek meanwhile finds it).
         assert!(image.fold.checkpoints[768].is_some());
         assert!(image.fold.checkpoints[769].is_none());
-        image.fold.thin(10);
+        image.fold.thin();
         image.fold.collect_deltas(true);
         // Kept: multiples of 1024 and the last; whole in the file: the
         // other multiples of FAR_EVERY.
@@ -1750,7 +1745,8 @@ mod tests {
             scratch_dir: None,
         };
         let (mut image, _) = folded_with(dir.path(), 600, 5, options);
-        image.fold.thin(10);
+        image.fold.thin_level = 10;
+        image.fold.thin();
         image.fold.collect_deltas(true);
         assert!(image.fold.far.is_empty());
     }
