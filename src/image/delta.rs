@@ -57,6 +57,8 @@ pub(super) fn check_of(bytes: &[u8]) -> Check {
 pub(super) struct Spill {
     file: std::fs::File,
     end: AtomicU64,
+    /// The directory a scratch file was made in (none for a snapshot's).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Spill {
@@ -65,7 +67,11 @@ impl Spill {
     pub fn new(dir: &Path) -> Option<Arc<Spill>> {
         std::fs::create_dir_all(dir).ok()?;
         let file = tempfile::tempfile_in(dir).ok()?;
-        Some(Spill::of_file(file))
+        Some(Arc::new(Spill {
+            file,
+            end: AtomicU64::new(0),
+            dir: Some(dir.to_path_buf()),
+        }))
     }
 
     /// Deltas in `file`: a scratch file, or a snapshot's (opened read only,
@@ -74,6 +80,7 @@ impl Spill {
         Arc::new(Spill {
             file,
             end: AtomicU64::new(0),
+            dir: None,
         })
     }
 
@@ -209,8 +216,9 @@ pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed,
     Ok(on)
 }
 
-/// A delta to make: generation, interval, the states at its two ends.
-type Job = (u64, usize, PVal, PVal);
+/// A delta to make: generation, interval, the states at its two ends, and
+/// the scratch file to write it to.
+type Job = (u64, usize, PVal, PVal, Option<Arc<Spill>>);
 /// A delta made for interval `c` of generation `generation`.
 type Made = (u64, usize, Option<Delta>);
 /// The maker thread's two ends.
@@ -244,18 +252,18 @@ impl Maker {
     /// here (returned at once) when there is none.
     pub fn queue(&mut self, c: usize, a: PVal, b: PVal) -> Option<(usize, Option<Delta>)> {
         if self.thread.is_none() {
-            self.thread = spawn(self.spill.clone());
+            self.thread = spawn();
         }
         let Some((tx, _)) = &self.thread else {
             return Some((c, Delta::made(&a, &b, self.spill.as_ref())));
         };
-        match tx.send((self.generation, c, a, b)) {
+        match tx.send((self.generation, c, a, b, self.spill.clone())) {
             Ok(()) => {
                 self.pending += 1;
                 None
             }
             Err(back) => {
-                let (_, c, a, b) = back.0;
+                let (_, c, a, b, _) = back.0;
                 self.thread = None;
                 Some((c, Delta::made(&a, &b, self.spill.as_ref())))
             }
@@ -291,9 +299,32 @@ impl Maker {
     pub fn forget(&mut self) {
         self.generation += 1;
     }
+
+    /// Write what is made from now on to a fresh scratch file beside the
+    /// old one. The old one (unlinked already) goes, and its disk space
+    /// with it, once no delta written to it is held: after a reset the
+    /// image holds none, and a session on a log rewritten again and again
+    /// would otherwise keep every fold it ever made on disk. When no new
+    /// file can be made, the old one goes on being written.
+    pub fn renew_spill(&mut self) {
+        let fresh = self
+            .spill
+            .as_ref()
+            .and_then(|s| s.dir.as_deref())
+            .and_then(Spill::new);
+        if fresh.is_some() {
+            self.spill = fresh;
+        }
+    }
+
+    /// The scratch file written to now.
+    #[cfg(test)]
+    pub fn spill(&self) -> Option<&Arc<Spill>> {
+        self.spill.as_ref()
+    }
 }
 
-fn spawn(spill: Option<Arc<Spill>>) -> Option<Channels> {
+fn spawn() -> Option<Channels> {
     let (tx, jobs) = channel::<Job>();
     let (done, rx) = channel::<Made>();
     std::thread::Builder::new()
@@ -301,7 +332,7 @@ fn spawn(spill: Option<Arc<Spill>>) -> Option<Channels> {
         // The diff recurses once a level of nesting.
         .stack_size(64 << 20)
         .spawn(move || {
-            for (generation, c, a, b) in jobs {
+            for (generation, c, a, b, spill) in jobs {
                 // A closed channel means the image is gone: so are we.
                 if done
                     .send((generation, c, Delta::made(&a, &b, spill.as_ref())))

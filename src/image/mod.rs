@@ -864,6 +864,9 @@ impl MemoryImage {
         f.spilled_bytes = 0;
         f.far.clear();
         f.forget_jobs();
+        // Nothing held is in the scratch file now: a fresh one from here
+        // on, and the old one's disk space goes back.
+        f.maker.renew_spill();
         f.focus = 0;
         f.thin_level = 0;
         // A cost model still timing starts again with the events.
@@ -1749,6 +1752,37 @@ mod tests {
         image.fold.thin();
         image.fold.collect_deltas(true);
         assert!(image.fold.far.is_empty());
+    }
+
+    #[test]
+    fn a_reset_gives_the_scratch_file_back_and_folds_on_into_a_fresh_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ImageOptions {
+            checkpoint_interval: Some(1),
+            memory_budget: None,
+            scratch_dir: Some(dir.path().to_path_buf()),
+        };
+        let (mut image, states) = folded_with(dir.path(), 600, 9, options);
+        // Far states in the file too, not only deltas.
+        image.fold.thin_level = 10;
+        image.fold.thin();
+        image.fold.thin();
+        image.fold.collect_deltas(true);
+        assert!(!image.fold.far.is_empty());
+        let old = Arc::downgrade(image.fold.maker.spill().unwrap());
+        image.reset();
+        image.load(&mut |_| {}).unwrap();
+        image.fold.collect_deltas(true);
+        assert!(old.upgrade().is_none(), "the old scratch file is still open");
+        let (count, held, spilled) = image.delta_stats();
+        assert_eq!(count, 600);
+        if cfg!(unix) {
+            assert_eq!(held, 0, "deltas go to the fresh file");
+            assert!(spilled > 0);
+        }
+        for i in [0, 17, 299, 598] {
+            assert_eq!(image.state_after(i).unwrap(), states[i + 1], "after {i}");
+        }
     }
 
     #[test]
