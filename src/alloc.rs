@@ -4,11 +4,47 @@
 //! does not gets RSS from /proc instead.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use tikv_jemallocator::Jemalloc;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Live bytes, counted in slots of their own cache line: each thread adds
+/// to one slot (threads take slots in turn), so threads allocating and
+/// freeing at once (folding, making deltas, freeing checkpoints) do not
+/// pass one counter's cache line between cores on every allocation. A
+/// slot goes below zero when its threads free what others allocated; the
+/// sum is what is live.
+static LIVE: [Slot; SLOTS] = [const { Slot(AtomicIsize::new(0)) }; SLOTS];
+const SLOTS: usize = 16;
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+#[repr(align(128))]
+struct Slot(AtomicIsize);
+
+thread_local! {
+    /// This thread's slot; `usize::MAX` until it first allocates. (A
+    /// `Cell` of a number: no destructor, so no allocation to set up.)
+    static MY_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The counter of the calling thread.
+fn live() -> &'static AtomicIsize {
+    let i = MY_SLOT
+        .try_with(|slot| {
+            if slot.get() == usize::MAX {
+                slot.set(NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS);
+            }
+            slot.get()
+        })
+        .unwrap_or(0);
+    &LIVE[i].0
+}
+
+/// Count `n` bytes allocated (`n` < 0: freed).
+fn count(n: isize) {
+    live().fetch_add(n, Ordering::Relaxed);
+}
 
 /// jemalloc, counting live bytes. jemalloc rather than the C library's
 /// allocator: persistent states allocate and free many small nodes from
@@ -21,13 +57,14 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 pub struct CountingAlloc;
 
 // SAFETY: every method forwards to `Jemalloc` with the same arguments and
-// only adds bookkeeping on an atomic counter.
+// only adds bookkeeping on atomic counters (through a thread-local that
+// never allocates).
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
         let p = unsafe { Jemalloc.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -36,7 +73,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: as for `alloc`.
         let p = unsafe { Jemalloc.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -44,15 +81,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from this allocator with this layout.
         unsafe { Jemalloc.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from this allocator with `layout`.
         let p = unsafe { Jemalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            count(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -69,7 +105,8 @@ impl CountingAlloc {
 /// installed, else the resident set size.
 pub fn used_bytes() -> usize {
     if INSTALLED.load(Ordering::Relaxed) {
-        LIVE.load(Ordering::Relaxed)
+        let live: isize = LIVE.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();
+        live.max(0) as usize
     } else {
         rss_bytes().unwrap_or(0)
     }
