@@ -585,8 +585,9 @@ pub struct SnapshotWriter {
     checkpoints: Vec<(usize, PVal)>,
     /// The image's deltas, one an interval, written after the payload.
     deltas: Vec<Option<Delta>>,
-    /// Far checkpoints to save after the deltas, each encoded while the
-    /// entries are written (a step at a time): still to encode, and done.
+    /// Far checkpoints to save after the deltas: kept ones still to
+    /// encode (each while the entries are written, a step at a time), and
+    /// those encoded (the scratch file's, and the kept ones done).
     far_todo: Vec<(usize, PVal)>,
     far: Vec<(usize, Delta)>,
 }
@@ -1345,6 +1346,15 @@ impl MemoryImage {
         put_varint(&mut prefix, f.errors as u64);
         put_varint(&mut prefix, f.interval as u64);
         let checkpoints = self.checkpoints_to_store();
+        // The far states in the scratch file go as they are (already
+        // encoded: copied, not made again); kept checkpoints are encoded
+        // only where there is none.
+        let far: Vec<(usize, Delta)> = f.far.iter().map(|(&c, d)| (c, d.clone())).collect();
+        let far_todo = self
+            .far_states_to_save(&checkpoints)
+            .into_iter()
+            .filter(|(c, _)| !f.far.contains_key(c))
+            .collect();
         Ok(SnapshotWriter {
             prefix,
             entries: Vec::with_capacity(f.entries.len() * 13 + 64),
@@ -1361,10 +1371,10 @@ impl MemoryImage {
             next: 0,
             total: f.entries.len(),
             last: f.last.clone(),
-            far_todo: self.far_states_to_save(&checkpoints),
+            far_todo,
             checkpoints,
             deltas: f.deltas.clone(),
-            far: Vec::new(),
+            far,
         })
     }
 
@@ -1617,6 +1627,43 @@ mod tests {
             mapping: Default::default(),
             accept_partial_last_line: true,
         }
+    }
+
+    #[test]
+    fn far_states_in_the_scratch_file_are_saved_and_serve_seeks_after_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
+        let cache = SnapshotCache::in_dir(
+            dir.path().to_path_buf(),
+            &example_spec(name, kind),
+            DEFAULT_REDUCER,
+            &PVal::empty_obj(),
+        )
+        .unwrap();
+        let mut image = example_image(name, kind, Some(1));
+        image.load(&mut |_| {}).unwrap();
+        let states: Vec<PVal> = (0..image.len()).map(|i| image.state_after(i).unwrap()).collect();
+        // Thinned hard: the checkpoints at multiples of FAR_EVERY (but not
+        // of 1024) go whole to the scratch file, out of memory.
+        image.fold.focus = 0;
+        image.fold.thin_level = 10;
+        image.fold.thin();
+        image.fold.collect_deltas(true);
+        image.fold.thin();
+        let in_file: Vec<usize> = image.fold.far.keys().copied().collect();
+        assert!(!in_file.is_empty(), "no far state made");
+        assert!(in_file.iter().all(|&c| image.fold.checkpoints[c].is_none()));
+        cache.save(&mut image).unwrap();
+        let mut restored = example_image(name, kind, None);
+        assert!(matches!(cache.restore(&mut restored), Restore::Restored { .. }));
+        for &c in &in_file {
+            assert!(restored.fold.far.contains_key(&c), "far state {c} not saved");
+            assert!(restored.fold.checkpoints[c].is_none());
+        }
+        // A seek just past one reads it in and gives the fold's state.
+        let c = in_file[0];
+        assert_eq!(restored.state_after(c + 1).unwrap(), states[c + 1]);
+        assert_eq!(restored.fold.far_reads, 1);
     }
 
     #[test]
