@@ -1453,6 +1453,16 @@ mod tests {
         folded_with(dir, n, seed, options)
     }
 
+    /// As [`folded`], with a checkpoint after every event.
+    fn folded_every_event(dir: &std::path::Path, n: usize, seed: u64) -> (MemoryImage, Vec<PVal>) {
+        let options = ImageOptions {
+            checkpoint_interval: Some(1),
+            memory_budget: None,
+            scratch_dir: Some(dir.to_path_buf()),
+        };
+        folded_with(dir, n, seed, options)
+    }
+
     fn folded_with(
         dir: &std::path::Path,
         n: usize,
@@ -1715,12 +1725,7 @@ mod tests {
     #[test]
     fn far_checkpoints_thinned_to_the_scratch_file_are_read_in_by_seeks_near_them() {
         let dir = tempfile::tempdir().unwrap();
-        let options = ImageOptions {
-            checkpoint_interval: Some(1),
-            memory_budget: None,
-            scratch_dir: Some(dir.path().to_path_buf()),
-        };
-        let (mut image, states) = folded_with(dir.path(), 2100, 5, options);
+        let (mut image, states) = folded_every_event(dir.path(), 2100, 5);
         image.fold.focus = 0;
         image.fold.thin_level = 10;
         image.fold.thin();
@@ -1766,12 +1771,7 @@ mod tests {
     #[test]
     fn a_reset_gives_the_scratch_file_back_and_folds_on_into_a_fresh_one() {
         let dir = tempfile::tempdir().unwrap();
-        let options = ImageOptions {
-            checkpoint_interval: Some(1),
-            memory_budget: None,
-            scratch_dir: Some(dir.path().to_path_buf()),
-        };
-        let (mut image, states) = folded_with(dir.path(), 600, 9, options);
+        let (mut image, states) = folded_every_event(dir.path(), 600, 9);
         // Far states in the file too, not only deltas.
         image.fold.thin_level = 10;
         image.fold.thin();

@@ -1629,17 +1629,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn far_states_in_the_scratch_file_are_saved_and_serve_seeks_after_a_restore() {
-        let dir = tempfile::tempdir().unwrap();
-        let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
-        let cache = SnapshotCache::in_dir(
-            dir.path().to_path_buf(),
+    /// A cache in `dir` for a bundled example log and the default reducer.
+    fn example_cache(dir: &Path, name: &str, kind: SourceKind) -> SnapshotCache {
+        SnapshotCache::in_dir(
+            dir.to_path_buf(),
             &example_spec(name, kind),
             DEFAULT_REDUCER,
             &PVal::empty_obj(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn far_states_in_the_scratch_file_are_saved_and_serve_seeks_after_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
+        let cache = example_cache(dir.path(), name, kind);
         let mut image = example_image(name, kind, Some(1));
         image.load(&mut |_| {}).unwrap();
         let states: Vec<PVal> = (0..image.len()).map(|i| image.state_after(i).unwrap()).collect();
@@ -1671,13 +1676,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 333 intervals: far more than the checkpoints a snapshot stores.
         let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
-        let cache = SnapshotCache::in_dir(
-            dir.path().to_path_buf(),
-            &example_spec(name, kind),
-            DEFAULT_REDUCER,
-            &PVal::empty_obj(),
-        )
-        .unwrap();
+        let cache = example_cache(dir.path(), name, kind);
         let mut image = example_image(name, kind, Some(3));
         image.load(&mut |_| {}).unwrap();
         let saved_deltas = image.delta_stats().0;
