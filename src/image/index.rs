@@ -24,6 +24,7 @@
 //! written, and a place of the other kind than the log's.
 //! [`Index::get`] rebuilds the full [`Entry`].
 
+use super::snapshot::codec::{Corrupt, Reader, put_bytes, put_varint, put_zigzag};
 use super::{Entry, Status};
 use crate::calendar::{civil_from_days, days_from_civil};
 use crate::log::Loc;
@@ -212,6 +213,40 @@ impl Col {
     fn bytes(&self) -> usize {
         std::mem::size_of::<Col>() + self.words.len() * 8
     }
+
+    /// Append the column as it is (for a snapshot).
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.base);
+        put_varint(out, self.step);
+        put_varint(out, self.scale);
+        out.push(self.width as u8);
+        for w in self.words.iter() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Read a column of `n` values written by [`Col::put`]: any bytes give
+    /// a column that reads without fault (its words are exactly what its
+    /// width needs), if not the values written.
+    fn read(r: &mut Reader<'_>, n: usize) -> Result<Col, Corrupt> {
+        let (base, step, scale) = (r.varint()?, r.varint()?, r.varint()?);
+        let width = u32::from(r.u8()?);
+        if width > 64 {
+            return Err(Corrupt::new("bad column width"));
+        }
+        let bytes = r.take((n * width as usize).div_ceil(64) * 8)?;
+        let words = bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        Ok(Col {
+            base,
+            step,
+            scale,
+            width,
+            words,
+        })
+    }
 }
 
 /// A full chunk, packed.
@@ -226,22 +261,24 @@ struct Packed {
 }
 
 impl Packed {
-    fn of(o: &Open) -> Packed {
-        let wide = |v: &[u32], grows| Col::pack(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), grows);
+    /// The first `m` entries of `o`, packed.
+    fn of(o: &Open, m: usize) -> Packed {
+        let wide =
+            |v: &[u32], grows| Col::pack(&v[..m].iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), grows);
         Packed {
-            id: Col::pack(&o.id, true),
+            id: Col::pack(&o.id[..m], true),
             ty: wide(&o.ty, false),
             // Numbered as first seen: in a log where new streams keep
             // starting, the numbers grow with the position.
             stream: wide(&o.stream, true),
-            time: Col::pack(&o.time, true),
-            pos: Col::pack(&o.pos.iter().map(|&x| x as i64).collect::<Vec<_>>(), true),
+            time: Col::pack(&o.time[..m], true),
+            pos: Col::pack(&o.pos[..m].iter().map(|&x| x as i64).collect::<Vec<_>>(), true),
             len: wide(&o.len, false),
             line: wide(&o.line, false),
         }
     }
 
-    fn bytes(&self) -> usize {
+    fn cols(&self) -> [&Col; 7] {
         [
             &self.id,
             &self.ty,
@@ -251,9 +288,39 @@ impl Packed {
             &self.len,
             &self.line,
         ]
-        .iter()
-        .map(|c| c.bytes())
-        .sum()
+    }
+
+    fn read(r: &mut Reader<'_>, n: usize) -> Result<Packed, Corrupt> {
+        let mut col = || Col::read(r, n);
+        Ok(Packed {
+            id: col()?,
+            ty: col()?,
+            stream: col()?,
+            time: col()?,
+            pos: col()?,
+            len: col()?,
+            line: col()?,
+        })
+    }
+
+    /// The first `n` values of each column, as a chunk being filled (with
+    /// room for `capacity`).
+    fn unpack(&self, n: usize, capacity: usize) -> Open {
+        let mut o = Open::with_capacity(capacity);
+        for j in 0..n {
+            o.id.push(self.id.get(j));
+            o.ty.push(self.ty.get(j) as u32);
+            o.stream.push(self.stream.get(j) as u32);
+            o.time.push(self.time.get(j));
+            o.pos.push(self.pos.get(j) as u64);
+            o.len.push(self.len.get(j) as u32);
+            o.line.push(self.line.get(j) as u32);
+        }
+        o
+    }
+
+    fn bytes(&self) -> usize {
+        self.cols().iter().map(|c| c.bytes()).sum()
     }
 }
 
@@ -608,7 +675,7 @@ impl Index {
         c.len.push(len);
         c.line.push(line);
         if c.id.len() == CHUNK {
-            let packed = Packed::of(c);
+            let packed = Packed::of(c, CHUNK);
             self.packed_bytes += packed.bytes();
             if let Some(last) = self.chunks.last_mut() {
                 *last = Chunk::Packed(Box::new(packed));
@@ -654,6 +721,11 @@ impl Index {
             Ok(k) => &self.statuses[k].1,
             Err(_) => &OK,
         }
+    }
+
+    /// The type and stream names, numbered by position.
+    pub fn names(&self) -> &[Text] {
+        &self.names
     }
 
     /// The records that are invalid or made the reducer fail, by position.
@@ -721,6 +793,263 @@ impl Index {
         Err(lo)
     }
 }
+
+/// What an index keeps beside its columns, read from a snapshot (see
+/// [`Index::put_side`]).
+pub struct Side {
+    form: Option<TimeForm>,
+    rows: Option<bool>,
+    odd_times: HashMap<usize, Text>,
+    odd_locs: HashMap<usize, Loc>,
+    statuses: Vec<(usize, Status)>,
+}
+
+/// A place, as [`Index::put_side`] writes it.
+fn put_loc(out: &mut Vec<u8>, loc: &Loc) {
+    match *loc {
+        Loc::Line { offset, len, line } => {
+            out.push(0);
+            put_varint(out, offset);
+            put_varint(out, u64::from(len));
+            put_varint(out, line);
+        }
+        Loc::Row { rowid } => {
+            out.push(1);
+            put_zigzag(out, rowid);
+        }
+    }
+}
+
+fn get_loc(r: &mut Reader<'_>) -> Result<Loc, Corrupt> {
+    Ok(match r.u8()? {
+        0 => Loc::Line {
+            offset: r.varint()?,
+            len: u32::try_from(r.varint()?).map_err(|_| Corrupt::new("bad line length"))?,
+            line: r.varint()?,
+        },
+        1 => Loc::Row { rowid: r.zigzag()? },
+        _ => return Err(Corrupt::new("bad place")),
+    })
+}
+
+/// Positions below `upto` of `map`, in order.
+fn sorted_below<T>(map: &HashMap<usize, T>, upto: usize) -> Vec<(usize, &T)> {
+    let mut out: Vec<(usize, &T)> = map
+        .iter()
+        .filter(|(at, _)| **at < upto)
+        .map(|(at, v)| (*at, v))
+        .collect();
+    out.sort_unstable_by_key(|(at, _)| *at);
+    out
+}
+
+/// The first `m` entries of a chunk as a chunk being filled.
+fn open_of(c: &Chunk, m: usize) -> Open {
+    let mut o = Open::with_capacity(m);
+    for j in 0..m {
+        let r = c.row(j);
+        o.id.push(c.id(j));
+        o.ty.push(r.ty);
+        o.stream.push(r.stream);
+        o.time.push(r.time);
+        o.pos.push(r.pos);
+        o.len.push(r.len);
+        o.line.push(r.line);
+    }
+    o
+}
+
+/// The snapshot's form of an index: its columns as they are packed, a
+/// chunk at a time, and what is kept beside them. Reading it back is a
+/// copy of the columns, not the parsing and packing of every entry again
+/// (most of the time restoring a big log took).
+impl Index {
+    /// How many chunks hold the first `upto` entries.
+    pub fn chunks_below(upto: usize) -> usize {
+        upto.div_ceil(CHUNK)
+    }
+
+    /// Append chunk `k`, cut at the first `upto` entries of the index;
+    /// returns how many entries it holds. A full packed chunk is copied as
+    /// it is; a part of one, or the chunk being filled, is packed first.
+    pub fn put_chunk(&self, k: usize, upto: usize, out: &mut Vec<u8>) -> usize {
+        let m = upto.min(self.len).saturating_sub(k << CHUNK_BITS).min(CHUNK);
+        let Some(chunk) = self.chunks.get(k).filter(|_| m > 0) else {
+            return 0;
+        };
+        let fresh;
+        let packed = match chunk {
+            Chunk::Packed(p) if m == CHUNK => p.as_ref(),
+            Chunk::Open(o) => {
+                fresh = Packed::of(o, m);
+                &fresh
+            }
+            Chunk::Packed(_) => {
+                fresh = Packed::of(&open_of(chunk, m), m);
+                &fresh
+            }
+        };
+        for col in packed.cols() {
+            col.put(out);
+        }
+        m
+    }
+
+    /// Append what is kept beside the columns, for the first `upto`
+    /// entries: the time form, the kind of place, times and places that
+    /// did not pack, and statuses (written by `put_status`).
+    pub fn put_side(
+        &self,
+        upto: usize,
+        out: &mut Vec<u8>,
+        put_status: &mut dyn FnMut(&mut Vec<u8>, &Status),
+    ) {
+        match self.form {
+            None => out.push(0),
+            Some(f) => {
+                out.push(1);
+                out.push(f.sep);
+                out.push(f.digits);
+                out.push(f.suffix as u8);
+            }
+        }
+        out.push(match self.rows {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        let times = sorted_below(&self.odd_times, upto);
+        put_varint(out, times.len() as u64);
+        for (at, t) in times {
+            put_varint(out, at as u64);
+            put_bytes(out, t.as_bytes());
+        }
+        let locs = sorted_below(&self.odd_locs, upto);
+        put_varint(out, locs.len() as u64);
+        for (at, loc) in locs {
+            put_varint(out, at as u64);
+            put_loc(out, loc);
+        }
+        let statuses: Vec<_> = self.statuses.iter().take_while(|(at, _)| *at < upto).collect();
+        put_varint(out, statuses.len() as u64);
+        for (at, status) in statuses {
+            put_varint(out, *at as u64);
+            put_status(out, status);
+        }
+    }
+
+    /// Read what [`Index::put_side`] wrote.
+    pub fn read_side(
+        r: &mut Reader<'_>,
+        get_status: &mut dyn FnMut(&mut Reader<'_>) -> Result<Status, Corrupt>,
+    ) -> Result<Side, Corrupt> {
+        let form = match r.u8()? {
+            0 => None,
+            1 => {
+                let (sep, digits) = (r.u8()?, r.u8()?);
+                let suffix = match r.u8()? {
+                    0 => Suffix::None,
+                    1 => Suffix::Z,
+                    2 => Suffix::Utc,
+                    _ => return Err(Corrupt::new("bad time form")),
+                };
+                if !matches!(sep, b'T' | b' ') || digits > 9 {
+                    return Err(Corrupt::new("bad time form"));
+                }
+                Some(TimeForm { sep, digits, suffix })
+            }
+            _ => return Err(Corrupt::new("bad time form")),
+        };
+        let rows = match r.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(Corrupt::new("bad kind of place")),
+        };
+        let at = |r: &mut Reader<'_>| usize::try_from(r.varint()?).map_err(|_| Corrupt::new("bad position"));
+        let mut odd_times = HashMap::new();
+        for _ in 0..r.len(2)? {
+            let i = at(r)?;
+            odd_times.insert(i, Text::from(r.str()?));
+        }
+        let mut odd_locs = HashMap::new();
+        for _ in 0..r.len(2)? {
+            let i = at(r)?;
+            odd_locs.insert(i, get_loc(r)?);
+        }
+        let mut statuses: Vec<(usize, Status)> = Vec::new();
+        for _ in 0..r.len(2)? {
+            let i = at(r)?;
+            if statuses.last().is_some_and(|(last, _)| *last >= i) {
+                return Err(Corrupt::new("statuses out of order"));
+            }
+            statuses.push((i, get_status(r)?));
+        }
+        Ok(Side {
+            form,
+            rows,
+            odd_times,
+            odd_locs,
+            statuses,
+        })
+    }
+
+    /// Read one chunk of `n` entries written by [`Index::put_chunk`].
+    pub fn read_chunk(r: &mut Reader<'_>, n: usize) -> Result<ChunkRead, Corrupt> {
+        if n == 0 || n > CHUNK {
+            return Err(Corrupt::new("bad chunk size"));
+        }
+        Ok(ChunkRead(n, Packed::read(r, n)?))
+    }
+
+    /// An index of these names, chunks and side tables, checked to hold
+    /// together: every chunk full but the last, names and statuses in
+    /// range (what is out of it could only come from a damaged file).
+    pub fn from_parts(names: Vec<Text>, chunks: Vec<ChunkRead>, side: Side) -> Result<Index, Corrupt> {
+        let mut index = Index::default();
+        index.add_names(&names);
+        if index.names.len() != names.len() {
+            return Err(Corrupt::new("a name twice"));
+        }
+        let count = chunks.len();
+        let names = index.names.len() as i64;
+        for (k, ChunkRead(n, packed)) in chunks.into_iter().enumerate() {
+            if n != CHUNK && k + 1 != count {
+                return Err(Corrupt::new("a chunk before the last is not full"));
+            }
+            for j in 0..n {
+                let (ty, stream) = (packed.ty.get(j), packed.stream.get(j));
+                if !(0..names).contains(&ty)
+                    || !((0..names).contains(&stream) || stream == i64::from(NO_STREAM))
+                {
+                    return Err(Corrupt::new("a name out of range"));
+                }
+            }
+            index.len += n;
+            let chunk = match n {
+                CHUNK => {
+                    index.packed_bytes += packed.bytes();
+                    Chunk::Packed(Box::new(packed))
+                }
+                // Whole, as `push_ids` makes them, after the first.
+                _ => Chunk::Open(packed.unpack(n, if k == 0 { n } else { CHUNK })),
+            };
+            index.chunks.push(chunk);
+        }
+        if side.statuses.last().is_some_and(|(at, _)| *at >= index.len) {
+            return Err(Corrupt::new("a status past the end"));
+        }
+        index.form = side.form;
+        index.rows = side.rows;
+        index.odd_times = side.odd_times;
+        index.odd_locs = side.odd_locs;
+        index.statuses = side.statuses;
+        Ok(index)
+    }
+}
+
+/// A chunk read from a snapshot: its entries and columns.
+pub struct ChunkRead(usize, Packed);
 
 #[cfg(test)]
 mod tests {
@@ -933,6 +1262,100 @@ mod tests {
         assert!(matches!(ix.chunks[1], Chunk::Open(_)));
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(ix.get(i).as_ref(), Some(e), "entry {i}");
+        }
+    }
+
+    /// `n` entries with a bit of everything: ids that jump now and then,
+    /// three types, streams on some, regular times and odd ones, lines
+    /// with gaps and a row among them, reducer errors.
+    fn mixed_entries(n: usize) -> Vec<Entry> {
+        let names: Vec<Text> = ["Credited", "LoggedIn", "Deleted"].map(Text::from).to_vec();
+        let stream = Text::from("user-1");
+        let mut offset = 0;
+        (0..n)
+            .map(|i| {
+                let len = 40 + (i % 13) as u32;
+                let loc = match i % 9_001 {
+                    500 => Loc::Row { rowid: i as i64 },
+                    _ => Loc::Line {
+                        offset,
+                        len,
+                        line: (i + 1 + i / 20_000) as u64,
+                    },
+                };
+                offset += u64::from(len) + 1;
+                let time = match i % 7_777 {
+                    3 => Some(Text::from("yesterday")),
+                    4 => None,
+                    _ => Some(Text::from(format!(
+                        "2026-01-05T{:02}:{:02}:{:02}Z",
+                        i / 3600 % 24,
+                        i / 60 % 60,
+                        i % 60
+                    ))),
+                };
+                Entry {
+                    id: (i + 3 * (i / 10_000)) as i64 + 1,
+                    ty: names[i % 3].clone(),
+                    stream: (i % 4 == 0).then(|| stream.clone()),
+                    time,
+                    loc,
+                    status: match i % 6_001 {
+                        7 => Status::ReducerError(Text::from(format!("failed at {i}"))),
+                        _ => Status::Ok,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The index `ix` cut at `upto` entries, written as a snapshot writes
+    /// it and read back.
+    fn written_and_read(ix: &Index, upto: usize) -> Index {
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        for k in 0..Index::chunks_below(upto) {
+            sizes.push(ix.put_chunk(k, upto, &mut out));
+        }
+        ix.put_side(upto, &mut out, &mut |out, status| match status {
+            Status::ReducerError(m) => put_bytes(out, m.as_bytes()),
+            _ => unreachable!("only reducer errors here"),
+        });
+        let mut r = Reader::new(&out);
+        let chunks = sizes
+            .iter()
+            .map(|&n| Index::read_chunk(&mut r, n).unwrap())
+            .collect();
+        let side = Index::read_side(&mut r, &mut |r| Ok(Status::ReducerError(Text::from(r.str()?)))).unwrap();
+        assert_eq!(r.remaining(), 0);
+        Index::from_parts(ix.names().to_vec(), chunks, side).unwrap()
+    }
+
+    #[test]
+    fn an_index_written_by_chunks_reads_back_whole_or_cut_and_grows_on() {
+        let n = 2 * CHUNK + CHUNK / 2;
+        let entries = mixed_entries(n + CHUNK);
+        let mut ix = Index::default();
+        for e in &entries[..n] {
+            ix.push(e);
+        }
+        assert!(!ix.odd_times.is_empty() && !ix.odd_locs.is_empty() && !ix.statuses.is_empty());
+        // Cut in the chunk being filled, at the end of a packed chunk,
+        // inside one, in the first, nowhere.
+        for upto in [n, n - 1, 2 * CHUNK, CHUNK + 100, 5, 0] {
+            let mut back = written_and_read(&ix, upto);
+            assert_eq!(back.len(), upto);
+            assert!(back.iter().eq(entries[..upto].iter().cloned()), "cut at {upto}");
+            assert_eq!(back.problems(), &ix.problems()[..back.problems().len()]);
+            // Appending after a restore packs chunks as they fill.
+            for e in &entries[upto..upto + CHUNK] {
+                back.push(e);
+            }
+            assert!(
+                back.iter().eq(entries[..upto + CHUNK].iter().cloned()),
+                "grown from {upto}"
+            );
+            assert_eq!(back.search_id(entries[upto + 10].id), Ok(upto + 10));
         }
     }
 

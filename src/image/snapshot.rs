@@ -40,13 +40,13 @@
 //! version, flags, key, payload length, payload hash), then the payload:
 //! the engine version, the source's display name, the resume position and
 //! identity, counts, the checkpoint spacing, the name and message tables,
-//! the last state, the stored checkpoints, a chunk index and the entries in
-//! chunks of 2^20 (states are read on a second thread while the entries are
-//! read on the first). Entries are written
-//! as a flags byte plus varints, mostly deltas from the previous entry (an
-//! id one more, a line right after the previous one, a time sharing its
-//! prefix): about 12 bytes an event. Type and stream names and reducer
-//! error messages are written once and then referred to by number.
+//! what the index keeps beside its columns (the time form, times and places
+//! that did not pack, statuses), the last state, the stored checkpoints, a
+//! chunk index and the index's chunks of 2^16 entries as they are packed in
+//! memory (see [`Index`]): seven columns of fixed-width bit fields, about 8
+//! bytes an event on the benchmark logs. Reading them back is a copy, not
+//! the parsing and packing of ten million entries again (states are read
+//! on a second thread meanwhile).
 //!
 //! After the payload, outside its hash, come the image's deltas (one an
 //! interval, about 30 bytes an event), then their table and a trailer (see
@@ -59,13 +59,13 @@
 pub(super) mod codec;
 
 use super::delta::{Check, Delta, Spill, check_of};
-use super::{Entry, Index, MemoryImage, Status};
+use super::{Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
 use crate::value::PVal;
 use crate::value::Text;
 use codec::{
-    ArcTable, Corrupt, PtrTable, ReadTable, Reader, TextTable, get_ref, get_table, get_value, put_bytes,
-    put_table, put_value, put_varint, put_zigzag,
+    ArcTable, Corrupt, ReadTable, Reader, TextTable, get_ref, get_table, get_value, put_bytes, put_table,
+    put_value, put_varint, put_zigzag,
 };
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ use std::time::{Duration, SystemTime};
 
 /// The snapshot format. Any change to what is written, or to what a fold
 /// produces for the same input, must bump it.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Logs with fewer events are not saved: refolding them is about as fast
 /// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
 pub const DEFAULT_MIN_EVENTS: usize = 100_000;
@@ -99,21 +99,10 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// Checkpoints stored at most (see `checkpoints_to_store`).
 const MAX_STORED: usize = 40;
 
-// Entry flags: bits 0-1 the status, then what follows or is implied.
+// A status's tag (see `put_status`).
 const ST_OK: u8 = 0;
 const ST_INVALID: u8 = 1;
 const ST_ERROR: u8 = 2;
-const ST_MASK: u8 = 3;
-const F_STREAM: u8 = 1 << 2;
-const F_TIME: u8 = 1 << 3;
-/// The location is a SQLite row (else a JSONL line).
-const F_ROW: u8 = 1 << 4;
-/// The line starts right after the previous one / the rowid is one more.
-const F_POS_NEXT: u8 = 1 << 5;
-/// The line number is one more than the previous one.
-const F_LINE_NEXT: u8 = 1 << 6;
-/// The id is one more than the previous one.
-const F_ID_NEXT: u8 = 1 << 7;
 
 /// The engine version a snapshot must have been written by: a new evscope
 /// may fold differently (a fixed native, another jaq), so its snapshots are
@@ -535,28 +524,12 @@ impl SnapshotCache {
     }
 }
 
-/// Which part of the log the previous entry covered: entries are written
-/// as differences from it. It starts afresh at each chunk, so chunks can
-/// be read independently.
-#[derive(Default)]
-struct Prev {
-    id: i64,
-    /// JSONL: where the line after the previous one would start.
-    next_offset: u64,
-    line: u64,
-    rowid: i64,
-    time: Option<Text>,
-}
-
 /// Memory kept free for writing a snapshot (measured on the 10M benchmark
 /// log: about 50 MB live).
 const SAVE_ROOM: usize = 64 << 20;
 
-/// Entries per chunk.
-const CHUNK_ENTRIES: usize = 1 << 20;
-
-/// A snapshot being written: the entries so far and the string tables
-/// they refer to.
+/// A snapshot being written: the index's chunks so far, and what goes
+/// before them.
 pub struct SnapshotWriter {
     /// Engine version, display name, position, identity and counts.
     prefix: Vec<u8>,
@@ -568,14 +541,14 @@ pub struct SnapshotWriter {
     spill: Option<std::fs::File>,
     spill_at: usize,
     spilled: usize,
-    /// (entries, bytes) of each finished chunk.
+    /// (entries, bytes) of each chunk written.
     chunks: Vec<(usize, usize)>,
-    /// Where the current chunk starts in `entries`, and its entries so far.
-    chunk_start: usize,
-    chunk_len: usize,
-    names: PtrTable,
+    /// Reducer error messages, by content (a reducer failing the same way
+    /// on many events makes equal messages in separate allocations).
     messages: ArcTable,
-    prev: Prev,
+    /// Once every chunk is written: the names, and what the index keeps
+    /// beside its columns (see [`Index::put_side`]).
+    side: Option<(Vec<Text>, Vec<u8>)>,
     display: String,
     /// Entries written so far / to write.
     next: usize,
@@ -621,124 +594,17 @@ impl SnapshotWriter {
         Ok(())
     }
 
-    fn end_chunk(&mut self) {
-        if self.chunk_len > 0 {
-            self.chunks
-                .push((self.chunk_len, self.entries_len() - self.chunk_start));
-        }
-        self.chunk_start = self.entries_len();
-        self.chunk_len = 0;
-        self.prev = Prev::default();
-    }
-
-    fn put_entry(&mut self, e: &Entry) {
-        if self.chunk_len == CHUNK_ENTRIES {
-            self.end_chunk();
-        }
-        self.chunk_len += 1;
-        let mut flags = match e.status {
-            Status::Ok => ST_OK,
-            Status::Invalid(_) => ST_INVALID,
-            Status::ReducerError(_) => ST_ERROR,
-        };
-        let prev = &mut self.prev;
-        if e.id == prev.id.wrapping_add(1) {
-            flags |= F_ID_NEXT;
-        }
-        if e.stream.is_some() {
-            flags |= F_STREAM;
-        }
-        if e.time.is_some() {
-            flags |= F_TIME;
-        }
-        match e.loc {
-            Loc::Line { offset, line, .. } => {
-                if offset == prev.next_offset {
-                    flags |= F_POS_NEXT;
-                }
-                if line == prev.line.wrapping_add(1) {
-                    flags |= F_LINE_NEXT;
-                }
-            }
-            Loc::Row { rowid } => {
-                flags |= F_ROW;
-                if rowid == prev.rowid.wrapping_add(1) {
-                    flags |= F_POS_NEXT;
-                }
-            }
-        }
-        let out = &mut self.entries;
-        out.push(flags);
-        if flags & F_ID_NEXT == 0 {
-            put_zigzag(out, e.id.wrapping_sub(prev.id));
-        }
-        self.names.put(out, &e.ty);
-        if let Some(s) = &e.stream {
-            self.names.put(out, s);
-        }
-        if let Some(t) = &e.time {
-            // Front coding: times of neighbouring events share most of
-            // their text.
-            let p = prev.time.as_deref().unwrap_or("").as_bytes();
-            let common = p.iter().zip(t.as_bytes()).take_while(|(a, b)| a == b).count();
-            put_varint(out, common as u64);
-            put_bytes(out, &t.as_bytes()[common..]);
-            prev.time = Some(t.clone());
-        }
-        match e.loc {
-            Loc::Line { offset, len, line } => {
-                if flags & F_POS_NEXT == 0 {
-                    put_varint(out, offset.wrapping_sub(prev.next_offset));
-                }
-                put_varint(out, u64::from(len));
-                if flags & F_LINE_NEXT == 0 {
-                    put_varint(out, line.wrapping_sub(prev.line));
-                }
-                prev.next_offset = offset.wrapping_add(u64::from(len)).wrapping_add(1);
-                prev.line = line;
-            }
-            Loc::Row { rowid } => {
-                if flags & F_POS_NEXT == 0 {
-                    put_zigzag(out, rowid.wrapping_sub(prev.rowid));
-                }
-                prev.rowid = rowid;
-            }
-        }
-        match &e.status {
-            Status::Ok => {}
-            Status::Invalid(inv) => {
-                put_zigzag(out, inv.id.wrapping_sub(e.id));
-                // The place starts with the source's display name, which
-                // may differ when the log is reopened by another path.
-                match inv.place.strip_prefix(self.display.as_str()) {
-                    Some(rest) => {
-                        out.push(1);
-                        put_bytes(out, rest.as_bytes());
-                    }
-                    None => {
-                        out.push(0);
-                        put_bytes(out, inv.place.as_bytes());
-                    }
-                }
-                put_bytes(out, inv.reason.as_bytes());
-            }
-            // By content: a reducer failing the same way on many events
-            // makes equal messages in separate allocations.
-            Status::ReducerError(m) => self.messages.put(out, m),
-        }
-        prev.id = e.id;
-    }
-
-    /// The finished payload: the prefix; the tables, the last state and
-    /// the chunk index; the entries (those spilled, then the rest).
+    /// The finished payload: the prefix; the tables, the index's side
+    /// tables, the last state, the checkpoints and the chunk index; the
+    /// chunks (those spilled, then the rest).
     fn finish(mut self) -> Result<Payload, String> {
-        if self.next != self.total {
+        let Some((names, side)) = self.side.take().filter(|_| self.next == self.total) else {
             return Err("not every entry was written".into());
-        }
-        self.end_chunk();
+        };
         let mut mid = Vec::new();
-        self.names.write(&mut mid);
+        put_table(&mut mid, &names);
         put_table(&mut mid, self.messages.strings());
+        mid.extend_from_slice(&side);
         let mut state = Vec::new();
         put_value(&mut state, &mut TextTable::default(), &self.last)?;
         put_bytes(&mut mid, &state);
@@ -1067,17 +933,6 @@ fn decode(bytes: &[u8], key: &[u8; 32], display: &str) -> Result<Snapshot, Corru
     decode_payload(payload, display)
 }
 
-/// Counts found while reading entries.
-#[derive(Default)]
-struct Seen {
-    invalid: u64,
-    errors: u64,
-    /// The last id read, and whether ids rose strictly so far (a second
-    /// pass over a gigabyte of entries to find out would cost more).
-    last_id: Option<i64>,
-    descending_somewhere: bool,
-}
-
 fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     let mut r = Reader::new(payload);
     if r.str()? != engine_version() {
@@ -1091,15 +946,15 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     identity.copy_from_slice(r.take(32)?);
     // Each entry takes at least two bytes (flags and type).
     let n = r.len(2)?;
-    let invalid = r.varint()?;
+    let invalid_count = r.varint()?;
     let errors = r.varint()?;
     let interval = match usize::try_from(r.varint()?) {
         Ok(k) if k >= 1 => k,
         _ => return Err(Corrupt::new("bad checkpoint interval")),
     };
-    // Each entry uses at most two names (its type and stream).
-    let (names, _uses) = codec::get_counted_table(&mut r, 2 * n as u64)?;
+    let names = get_table(&mut r)?;
     let messages = get_table(&mut r)?;
+    let side = Index::read_side(&mut r, &mut |r| get_status(r, &messages, display))?;
     let state = r.bytes()?;
     let stored = r.len(2)?;
     let mut checkpoint_bytes = Vec::with_capacity(stored);
@@ -1120,33 +975,30 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     {
         return Err(Corrupt::new("the chunk index does not match the entries"));
     }
-    let entry_bytes = r.take(r.remaining())?;
-    // The states on a second thread while this one reads the entries: the
+    let chunk_bytes = r.take(r.remaining())?;
+    // The states on a second thread while this one reads the index: the
     // machine this is made for has two cores, and the two are independent.
     let read_entries = || {
-        let mut entries = Index::default();
-        let names = entries.add_names(&names);
-        let mut seen = Seen::default();
-        let mut r = Reader::new(entry_bytes);
+        let mut r = Reader::new(chunk_bytes);
+        let mut read = Vec::with_capacity(chunks.len());
         for (count, bytes) in chunks {
             let mut cr = Reader::new(r.take(bytes)?);
-            decode_chunk(
-                &mut cr,
-                count,
-                &names,
-                &messages,
-                display,
-                &mut entries,
-                &mut seen,
-            )?;
+            read.push(Index::read_chunk(&mut cr, count)?);
             if cr.remaining() != 0 {
                 return Err(Corrupt::new("trailing bytes in a chunk"));
             }
         }
-        if (seen.invalid, seen.errors) != (invalid, errors) {
+        let entries = Index::from_parts(names, read, side)?;
+        let invalid = entries
+            .problems()
+            .iter()
+            .filter(|(_, s)| matches!(s, Status::Invalid(_)))
+            .count();
+        let failed = entries.problems().len() - invalid;
+        if (invalid as u64, failed as u64) != (invalid_count, errors) {
             return Err(Corrupt::new("counts do not match the entries"));
         }
-        Ok((entries, seen))
+        Ok(entries)
     };
     let read_states = || decode_states(state, &checkpoint_bytes);
     let (read, states) = std::thread::scope(|scope| {
@@ -1162,9 +1014,9 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
             Err(_) => (read_entries(), read_states()),
         }
     });
-    let (entries, seen) = read?;
+    let entries = read?;
     let (last, checkpoints) = states?;
-    let ascending = !seen.descending_somewhere;
+    let ascending = entries.ids().is_sorted_by(|a, b| a < b);
     Ok(Snapshot {
         pos,
         identity: LogIdentity(identity),
@@ -1173,9 +1025,59 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
         checkpoints,
         interval,
         ascending,
-        invalid: seen.invalid as usize,
-        errors: seen.errors as usize,
+        invalid: invalid_count as usize,
+        errors: errors as usize,
         deltas: None,
+    })
+}
+
+/// A status other than `Ok` (see [`Index::put_side`]). An invalid
+/// record's place starts with the source's display name, which may differ
+/// when the log is reopened by another path: it is written without it.
+fn put_status(out: &mut Vec<u8>, status: &Status, display: &str, messages: &mut ArcTable) {
+    match status {
+        // (Never in the side table, which holds only the others.)
+        Status::Ok => out.push(ST_OK),
+        Status::Invalid(inv) => {
+            out.push(ST_INVALID);
+            put_zigzag(out, inv.id);
+            match inv.place.strip_prefix(display) {
+                Some(rest) => {
+                    out.push(1);
+                    put_bytes(out, rest.as_bytes());
+                }
+                None => {
+                    out.push(0);
+                    put_bytes(out, inv.place.as_bytes());
+                }
+            }
+            put_bytes(out, inv.reason.as_bytes());
+        }
+        Status::ReducerError(m) => {
+            out.push(ST_ERROR);
+            messages.put(out, m);
+        }
+    }
+}
+
+/// Read what [`put_status`] wrote.
+fn get_status(r: &mut Reader<'_>, messages: &[Text], display: &str) -> Result<Status, Corrupt> {
+    Ok(match r.u8()? {
+        ST_OK => Status::Ok,
+        ST_INVALID => {
+            let id = r.zigzag()?;
+            let renamed = r.u8()?;
+            let rest = r.str()?;
+            let place = match renamed {
+                0 => rest.to_string(),
+                1 => format!("{display}{rest}"),
+                _ => return Err(Corrupt::new("bad place")),
+            };
+            let reason = r.str()?.to_string();
+            Status::Invalid(Box::new(Invalid { id, place, reason }))
+        }
+        ST_ERROR => Status::ReducerError(get_ref(r, messages)?),
+        _ => return Err(Corrupt::new("bad status")),
     })
 }
 
@@ -1200,113 +1102,6 @@ fn decode_states(state: &[u8], stored: &[(usize, &[u8])]) -> Result<(PVal, Check
         out.push((*count, state));
     }
     Ok((last, out))
-}
-
-/// Read `count` entries of one chunk, appending them to `out`.
-fn decode_chunk(
-    r: &mut Reader<'_>,
-    count: usize,
-    names: &[u32],
-    messages: &[Text],
-    display: &str,
-    out: &mut Index,
-    seen: &mut Seen,
-) -> Result<(), Corrupt> {
-    let mut prev = Prev::default();
-    let mut time_buf: Vec<u8> = Vec::new();
-    for _ in 0..count {
-        let flags = r.u8()?;
-        let id = if flags & F_ID_NEXT != 0 {
-            prev.id.wrapping_add(1)
-        } else {
-            prev.id.wrapping_add(r.zigzag()?)
-        };
-        let mut name = || {
-            let i = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
-            names
-                .get(i)
-                .copied()
-                .ok_or(Corrupt::new("string reference out of range"))
-        };
-        let ty = name()?;
-        let stream = if flags & F_STREAM != 0 {
-            Some(name()?)
-        } else {
-            None
-        };
-        let time = if flags & F_TIME != 0 {
-            let common = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
-            let suffix = r.bytes()?;
-            if common > time_buf.len() {
-                return Err(Corrupt::new("bad time"));
-            }
-            time_buf.truncate(common);
-            time_buf.extend_from_slice(suffix);
-            std::str::from_utf8(&time_buf).map_err(|_| Corrupt::new("bad time"))?;
-            true
-        } else {
-            // The next time is front-coded against the last one written.
-            false
-        };
-        let loc = if flags & F_ROW != 0 {
-            let rowid = if flags & F_POS_NEXT != 0 {
-                prev.rowid.wrapping_add(1)
-            } else {
-                prev.rowid.wrapping_add(r.zigzag()?)
-            };
-            prev.rowid = rowid;
-            Loc::Row { rowid }
-        } else {
-            let offset = if flags & F_POS_NEXT != 0 {
-                prev.next_offset
-            } else {
-                prev.next_offset.wrapping_add(r.varint()?)
-            };
-            let len = u32::try_from(r.varint()?).map_err(|_| Corrupt::new("bad line length"))?;
-            let line = if flags & F_LINE_NEXT != 0 {
-                prev.line.wrapping_add(1)
-            } else {
-                prev.line.wrapping_add(r.varint()?)
-            };
-            prev.next_offset = offset.wrapping_add(u64::from(len)).wrapping_add(1);
-            prev.line = line;
-            Loc::Line { offset, len, line }
-        };
-        let status = match flags & ST_MASK {
-            ST_OK => Status::Ok,
-            ST_INVALID => {
-                seen.invalid += 1;
-                let inv_id = id.wrapping_add(r.zigzag()?);
-                let renamed = r.u8()?;
-                let rest = r.str()?;
-                let place = match renamed {
-                    0 => rest.to_string(),
-                    1 => format!("{display}{rest}"),
-                    _ => return Err(Corrupt::new("bad place")),
-                };
-                let reason = r.str()?.to_string();
-                Status::Invalid(Box::new(Invalid {
-                    id: inv_id,
-                    place,
-                    reason,
-                }))
-            }
-            ST_ERROR => {
-                seen.errors += 1;
-                Status::ReducerError(get_ref(r, messages)?)
-            }
-            _ => return Err(Corrupt::new("bad status")),
-        };
-        prev.id = id;
-        if seen.last_id.is_some_and(|l| l >= id) {
-            seen.descending_somewhere = true;
-        }
-        seen.last_id = Some(id);
-        // Checked above to be UTF-8.
-        let time = time.then(|| std::str::from_utf8(&time_buf).unwrap_or_default());
-        out.push_ids(id, ty, stream, time, loc, status);
-    }
-    Ok(())
 }
 
 impl MemoryImage {
@@ -1362,11 +1157,8 @@ impl MemoryImage {
             spill_at: usize::MAX,
             spilled: 0,
             chunks: Vec::new(),
-            chunk_start: 0,
-            chunk_len: 0,
-            names: PtrTable::default(),
             messages: ArcTable::default(),
-            prev: Prev::default(),
+            side: None,
             display: display.to_string(),
             next: 0,
             total: f.entries.len(),
@@ -1408,7 +1200,8 @@ impl MemoryImage {
         out
     }
 
-    /// Write up to `max` more entries; true when all are written.
+    /// Write the chunks of about `max` more entries (a chunk at least);
+    /// true when all are written.
     pub fn snapshot_entries(&self, w: &mut SnapshotWriter, max: usize) -> Result<bool, String> {
         let entries = &self.fold.entries;
         if entries.len() < w.total {
@@ -1421,13 +1214,25 @@ impl MemoryImage {
         {
             w.far.push((c, d));
         }
-        let end = w.total.min(w.next.saturating_add(max));
-        for e in (w.next..end).filter_map(|i| entries.get(i)) {
-            w.put_entry(&e);
+        let chunks = Index::chunks_below(w.total);
+        let mut left = max;
+        while w.chunks.len() < chunks && left > 0 {
+            let start = w.entries_len();
+            let n = entries.put_chunk(w.chunks.len(), w.total, &mut w.entries);
+            w.chunks.push((n, w.entries_len() - start));
+            w.next += n;
+            left = left.saturating_sub(n.max(1));
             w.spill()?;
         }
-        w.next = end;
-        Ok(end == w.total && w.far_todo.is_empty())
+        if w.chunks.len() == chunks && w.side.is_none() {
+            let mut side = Vec::new();
+            let (messages, display) = (&mut w.messages, w.display.as_str());
+            entries.put_side(w.total, &mut side, &mut |out, status| {
+                put_status(out, status, display, messages)
+            });
+            w.side = Some((entries.names().to_vec(), side));
+        }
+        Ok(w.side.is_some() && w.far_todo.is_empty())
     }
 
     /// The kept checkpoints far from the end worth saving whole (after the
@@ -1561,6 +1366,7 @@ impl MemoryImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::Entry;
     use crate::image::ImageOptions;
     use crate::log::{self, SourceKind};
     use crate::reduce::{DEFAULT_REDUCER, JqReducer};

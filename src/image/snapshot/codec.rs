@@ -8,7 +8,6 @@
 use crate::diff::{Change, Op};
 use crate::value::{PObj, PVal, PathSeg, Text};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 /// Why a snapshot could not be decoded.
@@ -148,97 +147,7 @@ impl<'a> Reader<'a> {
 // String tables
 //
 // Names (event types and streams) and reducer error messages are written
-// once, in a table before the entries, and entries refer to them by
-// index. Reading the table first also puts all its strings side by side
-// in memory, which keeps the reference counting of ten million entries
-// that share them in the cache.
-
-/// Hashes a pointer: the image interns type and stream names, so equal
-/// names share one allocation and the pointer is a perfect, cheap key.
-#[derive(Default)]
-pub struct PtrHasher(u64);
-
-impl Hasher for PtrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A `Text` compared by address. The table holds a clone, so the
-/// address cannot be freed and reused while the table lives. Two equal
-/// strings at different addresses just get two table entries.
-struct ByPtr(Text);
-
-impl PartialEq for ByPtr {
-    fn eq(&self, o: &ByPtr) -> bool {
-        Text::ptr_eq(&self.0, &o.0)
-    }
-}
-impl Eq for ByPtr {}
-impl Hash for ByPtr {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_usize(self.0.as_ptr() as usize);
-    }
-}
-
-/// A table of strings keyed by address (for interned names), with how
-/// many times each was referred to.
-#[derive(Default)]
-pub struct PtrTable {
-    map: HashMap<ByPtr, u64, BuildHasherDefault<PtrHasher>>,
-    strings: Vec<Text>,
-    uses: Vec<u64>,
-}
-
-impl PtrTable {
-    /// Write the index of `s`, adding it to the table if new.
-    pub fn put(&mut self, out: &mut Vec<u8>, s: &Text) {
-        let next = self.strings.len() as u64;
-        let k = *self.map.entry(ByPtr(s.clone())).or_insert_with(|| {
-            self.strings.push(s.clone());
-            self.uses.push(0);
-            next
-        });
-        self.uses[k as usize] += 1;
-        put_varint(out, k);
-    }
-
-    /// Write the table: its length, then each string and its use count.
-    pub fn write(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.strings.len() as u64);
-        for (s, n) in self.strings.iter().zip(&self.uses) {
-            put_bytes(out, s.as_bytes());
-            put_varint(out, *n);
-        }
-    }
-}
-
-/// Read a table written by [`PtrTable::write`]: the strings and their use
-/// counts. The counts are only checked (the reader no longer needs them), but their sum must
-/// be at most `max_uses`.
-pub fn get_counted_table(r: &mut Reader<'_>, max_uses: u64) -> Result<(Vec<Text>, Vec<u64>), Corrupt> {
-    let n = r.len(2)?;
-    let (mut strings, mut uses) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut total = 0u64;
-    for _ in 0..n {
-        strings.push(Text::from(r.str()?));
-        let u = r.varint()?;
-        total = total.saturating_add(u);
-        uses.push(u);
-    }
-    if total > max_uses {
-        return Err(Corrupt::new("use counts out of range"));
-    }
-    Ok((strings, uses))
-}
+// once, in a table before the index, and refer to by number.
 
 /// A table of strings keyed by content (for strings that repeat without
 /// sharing an allocation, such as a reducer's error messages).
