@@ -672,6 +672,11 @@ mod graveyard {
         PENDING.load(Ordering::Acquire) > 0
     }
 
+    /// How many burials are not freed yet.
+    pub fn backlog() -> usize {
+        PENDING.load(Ordering::Acquire)
+    }
+
     /// Wait until everything buried so far is freed.
     pub fn wait() {
         while PENDING.load(Ordering::Acquire) > 0 {
@@ -1109,6 +1114,13 @@ impl MemoryImage {
             .filter(|(_, n)| *n < best)
             .min_by_key(|(_, n)| *n)?
             .0;
+        // A whole state is about to be allocated: with the states of more
+        // than the last seek still being freed (the thread freeing them
+        // fell behind), wait for them first, so that no more than one
+        // seek's leftovers and the new state are in memory at once.
+        if graveyard::backlog() > 1 {
+            graveyard::wait();
+        }
         // With every delta between there: straight to `want`, the far
         // state decoded on a second thread while this one composes them.
         self.fold.far_reads += 1;
