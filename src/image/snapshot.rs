@@ -1373,12 +1373,16 @@ mod tests {
 
     /// An image of a bundled example log, not loaded yet.
     fn example_image(name: &str, kind: SourceKind, checkpoint_interval: Option<usize>) -> MemoryImage {
-        let spec = example_spec(name, kind);
-        let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
         let options = ImageOptions {
             checkpoint_interval,
             ..ImageOptions::default()
         };
+        example_image_with(name, kind, options)
+    }
+
+    fn example_image_with(name: &str, kind: SourceKind, options: ImageOptions) -> MemoryImage {
+        let spec = example_spec(name, kind);
+        let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
         MemoryImage::new(log::open(&spec).unwrap(), reducer, PVal::empty_obj(), options)
     }
 
@@ -1451,7 +1455,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (name, kind) = ("cart.jsonl", SourceKind::Jsonl);
         let cache = example_cache(dir.path(), name, kind);
-        let mut image = example_image(name, kind, Some(1));
+        // Its scratch file in the test's directory (far states need one).
+        let options = ImageOptions {
+            checkpoint_interval: Some(1),
+            memory_budget: None,
+            scratch_dir: Some(dir.path().to_path_buf()),
+        };
+        let mut image = example_image_with(name, kind, options);
         image.load(&mut |_| {}).unwrap();
         let states: Vec<PVal> = (0..image.len()).map(|i| image.state_after(i).unwrap()).collect();
         // Thinned hard: the checkpoints at multiples of FAR_EVERY (but not
