@@ -869,11 +869,16 @@ impl Index {
         upto.div_ceil(CHUNK)
     }
 
+    /// How many of the first `upto` entries chunk `k` holds.
+    pub fn entries_in_chunk(upto: usize, k: usize) -> usize {
+        upto.saturating_sub(k.saturating_mul(CHUNK)).min(CHUNK)
+    }
+
     /// Append chunk `k`, cut at the first `upto` entries of the index;
     /// returns how many entries it holds. A full packed chunk is copied as
     /// it is; a part of one, or the chunk being filled, is packed first.
     pub fn put_chunk(&self, k: usize, upto: usize, out: &mut Vec<u8>) -> usize {
-        let m = upto.min(self.len).saturating_sub(k << CHUNK_BITS).min(CHUNK);
+        let m = Index::entries_in_chunk(upto.min(self.len), k);
         let Some(chunk) = self.chunks.get(k).filter(|_| m > 0) else {
             return 0;
         };

@@ -944,8 +944,8 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
     let pos = get_pos(&mut r)?;
     let mut identity = [0u8; 32];
     identity.copy_from_slice(r.take(32)?);
-    // Each entry takes at least two bytes (flags and type).
-    let n = r.len(2)?;
+    // (Not bounded by the bytes left: a steady column packs to none.)
+    let n = usize::try_from(r.varint()?).map_err(|_| Corrupt::new("bad count"))?;
     let invalid_count = r.varint()?;
     let errors = r.varint()?;
     let interval = match usize::try_from(r.varint()?) {
@@ -966,13 +966,18 @@ fn decode_payload(payload: &[u8], display: &str) -> Result<Snapshot, Corrupt> {
         checkpoint_bytes.push((count, r.bytes()?));
     }
     let chunk_count = r.len(2)?;
-    let mut chunks = Vec::with_capacity(chunk_count);
-    for _ in 0..chunk_count {
-        chunks.push((r.len(2)?, r.len(1)?));
+    if chunk_count != Index::chunks_below(n) {
+        return Err(Corrupt::new("the chunk index does not match the entries"));
     }
-    if chunks.iter().map(|c| c.0).sum::<usize>() != n
-        || chunks.iter().map(|c| c.1).sum::<usize>() != r.remaining()
-    {
+    let mut chunks = Vec::with_capacity(chunk_count);
+    for k in 0..chunk_count {
+        let count = r.varint()?;
+        if count != Index::entries_in_chunk(n, k) as u64 {
+            return Err(Corrupt::new("the chunk index does not match the entries"));
+        }
+        chunks.push((count as usize, r.len(1)?));
+    }
+    if chunks.iter().try_fold(0usize, |sum, c| sum.checked_add(c.1)) != Some(r.remaining()) {
         return Err(Corrupt::new("the chunk index does not match the entries"));
     }
     let chunk_bytes = r.take(r.remaining())?;
@@ -1395,6 +1400,41 @@ mod tests {
         while !image.snapshot_entries(&mut w, 7).unwrap() {}
         let payload = w.finish().unwrap().concat();
         (image, payload)
+    }
+
+    #[test]
+    fn a_perfectly_regular_log_whose_index_packs_to_nothing_reads_back() {
+        // Every column steady (ids one apart, lines of one length, one
+        // type, no stream or time): the chunks take a few bytes for
+        // 65,536 entries, far fewer than entries.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("regular.jsonl");
+        let text: String = (100_001..170_001)
+            .map(|id| format!("{{\"id\":{id},\"type\":\"t\",\"data\":{{}}}}\n"))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let spec = SourceSpec {
+            kind: SourceKind::Jsonl,
+            path,
+            display: "regular.jsonl".into(),
+            mapping: Default::default(),
+            accept_partial_last_line: true,
+        };
+        let reducer = Arc::new(JqReducer::compile(DEFAULT_REDUCER, "default").unwrap());
+        let options = ImageOptions {
+            checkpoint_interval: Some(1024),
+            memory_budget: None,
+            scratch_dir: None,
+        };
+        let mut image = MemoryImage::new(log::open(&spec).unwrap(), reducer, PVal::empty_obj(), options);
+        image.load(&mut |_| {}).unwrap();
+        let mut w = image.snapshot_writer("regular.jsonl").unwrap();
+        while !image.snapshot_entries(&mut w, usize::MAX).unwrap() {}
+        let payload = w.finish().unwrap().concat();
+        assert!(payload.len() < image.len(), "{} bytes", payload.len());
+        let snap = decode_payload(&payload, "regular.jsonl").unwrap();
+        assert_eq!(snap.len(), 70_000);
+        assert!(snap.entries.iter().eq(image.entries().iter()));
     }
 
     #[test]
