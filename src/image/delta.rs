@@ -67,20 +67,20 @@ impl Spill {
     pub fn new(dir: &Path) -> Option<Arc<Spill>> {
         std::fs::create_dir_all(dir).ok()?;
         let file = tempfile::tempfile_in(dir).ok()?;
-        Some(Arc::new(Spill {
-            file,
-            end: AtomicU64::new(0),
-            dir: Some(dir.to_path_buf()),
-        }))
+        Some(Spill::in_dir(file, Some(dir.to_path_buf())))
     }
 
     /// Deltas in `file`: a scratch file, or a snapshot's (opened read only,
     /// so nothing is ever written to it).
     pub fn of_file(file: std::fs::File) -> Arc<Spill> {
+        Spill::in_dir(file, None)
+    }
+
+    fn in_dir(file: std::fs::File, dir: Option<std::path::PathBuf>) -> Arc<Spill> {
         Arc::new(Spill {
             file,
             end: AtomicU64::new(0),
-            dir: None,
+            dir,
         })
     }
 

@@ -669,7 +669,7 @@ mod graveyard {
 
     /// True while something buried is not freed yet.
     pub fn pending() -> bool {
-        PENDING.load(Ordering::Acquire) > 0
+        backlog() > 0
     }
 
     /// How many burials are not freed yet.
@@ -679,7 +679,7 @@ mod graveyard {
 
     /// Wait until everything buried so far is freed.
     pub fn wait() {
-        while PENDING.load(Ordering::Acquire) > 0 {
+        while pending() {
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
@@ -1457,18 +1457,18 @@ mod tests {
     /// every 4, no budget) and the plain fold's states (`states[i]`: after
     /// `i` events).
     fn folded(dir: &std::path::Path, n: usize, seed: u64) -> (MemoryImage, Vec<PVal>) {
-        let options = ImageOptions {
-            checkpoint_interval: Some(4),
-            memory_budget: None,
-            scratch_dir: Some(dir.to_path_buf()),
-        };
-        folded_with(dir, n, seed, options)
+        folded_every(dir, n, seed, 4)
     }
 
     /// As [`folded`], with a checkpoint after every event.
     fn folded_every_event(dir: &std::path::Path, n: usize, seed: u64) -> (MemoryImage, Vec<PVal>) {
+        folded_every(dir, n, seed, 1)
+    }
+
+    /// As [`folded`], with a checkpoint every `k` events.
+    fn folded_every(dir: &std::path::Path, n: usize, seed: u64, k: usize) -> (MemoryImage, Vec<PVal>) {
         let options = ImageOptions {
-            checkpoint_interval: Some(1),
+            checkpoint_interval: Some(k),
             memory_budget: None,
             scratch_dir: Some(dir.to_path_buf()),
         };
