@@ -7,7 +7,7 @@
 //! being looked at, so the cost follows the size of the change, not of the
 //! state.
 
-use crate::value::{PObj, PVal, PathSeg, Text, to_pointer};
+use crate::value::{DiffItem, PObj, PVal, PathSeg, Text, to_pointer};
 use std::sync::Arc;
 
 /// What a change does at its path.
@@ -82,28 +82,29 @@ fn walk(a: &PVal, b: &PVal, path: &mut Vec<PathSeg>, out: &mut Vec<Change>) {
     }
     match (a, b) {
         (PVal::Obj(x), PVal::Obj(y)) => {
-            // OrdMap::diff skips nodes the two maps share.
-            for item in x.diff(y) {
+            // The diff skips nodes the two maps share.
+            x.diff_each(y, |item| {
                 match item {
-                    imbl::ordmap::DiffItem::Add(k, v) => out.push(Change {
+                    DiffItem::Add(k, v) => out.push(Change {
                         op: Op::Add,
                         path: child(path, PathSeg::Key(k.clone())),
                         old: None,
                         value: Some(v.clone()),
                     }),
-                    imbl::ordmap::DiffItem::Remove(k, v) => out.push(Change {
+                    DiffItem::Remove(k, v) => out.push(Change {
                         op: Op::Remove,
                         path: child(path, PathSeg::Key(k.clone())),
                         old: Some(v.clone()),
                         value: None,
                     }),
-                    imbl::ordmap::DiffItem::Update { old, new } => {
+                    DiffItem::Update { old, new } => {
                         path.push(PathSeg::Key(old.0.clone()));
                         walk(old.1, new.1, path, out);
                         path.pop();
                     }
                 }
-            }
+                std::ops::ControlFlow::Continue(())
+            });
         }
         (PVal::Arr(x), PVal::Arr(y)) => {
             let common = x.len().min(y.len());
@@ -456,6 +457,68 @@ mod tests {
         assert!(rendered.contains(&r#"{"old":3,"op":"remove","path":"/arr/2"}"#.to_string()));
         assert_eq!(apply(&a, &d).unwrap(), b);
         assert!(diff(&b, &b).is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Changes to many members of a big object, composed, give what
+        /// they give one by one, whether the object is held alone or shared
+        /// with the state it came from (which never changes); a change that
+        /// cannot apply fails either way.
+        #[test]
+        fn composed_changes_to_many_members_apply_as_one_by_one(
+            size in 0usize..300,
+            changes in proptest::collection::vec((0u16..320, 0u8..5, -5i64..5), 1..500),
+            shared in proptest::bool::ANY,
+            fails in proptest::bool::ANY,
+        ) {
+            let key = |i: u16| PathSeg::Key(Text::from(format!("m{i:03}")));
+            let n = || PathSeg::Key(Text::from("n"));
+            let object = || {
+                let mut o = PObj::new();
+                for i in 0..size as u16 {
+                    let mut inner = PObj::new();
+                    inner.insert(Text::from("n"), PVal::Int(i64::from(i)));
+                    o.insert(Text::from(format!("m{i:03}")), PVal::Obj(inner));
+                }
+                PVal::Obj(o)
+            };
+            let base = object();
+            let mut one_by_one = base.clone();
+            let mut composed = Composed::default();
+            for (m, what, x) in changes {
+                // Over the first three quarters and a few more, so that the
+                // last members are left alone.
+                let m = m % (size as u16 * 3 / 4 + 10);
+                let (op, path, value) = match what {
+                    0 => (Op::Add, vec![key(m)], Some(PVal::Int(x))),
+                    1 => (Op::Remove, vec![key(m)], None),
+                    2 => (Op::Replace, vec![key(m), n()], Some(PVal::Int(x))),
+                    3 => (Op::Add, vec![key(m), PathSeg::Key(Text::from("x"))], Some(PVal::Int(x))),
+                    _ => (Op::Replace, vec![key(m)], Some(PVal::Obj(PObj::new()))),
+                };
+                // Only changes that apply in turn, as a log's deltas do.
+                if apply_change(&mut one_by_one, op, &path, value.clone()).is_ok() {
+                    composed.push(op, &path, value).unwrap();
+                }
+            }
+            if fails {
+                composed.push(Op::Replace, &[key(999), n()], Some(PVal::Null)).unwrap();
+            }
+            let mut state = match shared {
+                true => base.clone(),
+                false => object(),
+            };
+            match composed.apply(&mut state) {
+                Ok(()) => {
+                    proptest::prop_assert!(!fails);
+                    proptest::prop_assert_eq!(state.to_json(), one_by_one.to_json());
+                }
+                Err(e) => proptest::prop_assert!(fails && e.contains("no member"), "{e}"),
+            }
+            proptest::prop_assert_eq!(base.to_json(), object().to_json());
+        }
     }
 
     #[test]

@@ -33,7 +33,11 @@ fn value() -> impl Strategy<Value = PVal> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(PVal::arr),
             prop::collection::vec((key(), inner), 0..5).prop_map(|kvs| {
-                PVal::Obj(kvs.into_iter().map(|(k, v)| (Arc::<str>::from(k), v)).collect())
+                PVal::Obj(
+                    kvs.into_iter()
+                        .map(|(k, v)| (evscope::value::Text::from(k), v))
+                        .collect(),
+                )
             }),
         ]
     })

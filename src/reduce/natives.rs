@@ -316,7 +316,7 @@ fn keys(v: PVal) -> ValR<PVal> {
 
 fn has(v: &PVal, k: &PVal) -> ValR<PVal> {
     Ok(PVal::Bool(match (v, k) {
-        (PVal::Obj(o), PVal::Str(k)) => o.contains_key(&**k),
+        (PVal::Obj(o), PVal::Str(k)) => o.contains_key(k),
         (PVal::Arr(a), PVal::Int(i)) => *i >= 0 && (*i as u64) < a.len() as u64,
         (PVal::Arr(a), PVal::Float(f)) => *f > -1.0 && f.trunc() < a.len() as f64,
         (PVal::Null, _) => false,
@@ -633,7 +633,7 @@ fn delpath(v: PVal, path: &[PVal], depth: usize) -> ValR<PVal> {
     match (v, k) {
         (PVal::Null, _) => Ok(PVal::Null),
         (PVal::Obj(mut o), PVal::Str(k)) => {
-            o.remove(&**k);
+            o.remove(k);
             Ok(PVal::Obj(o))
         }
         (PVal::Arr(a), PVal::Int(_) | PVal::Float(_)) => {

@@ -388,7 +388,7 @@ impl PVal {
     /// `.[k]` with jq 1.6's rules.
     pub(crate) fn jq_index(&self, k: &PVal) -> ValR<PVal> {
         match (self, k) {
-            (PVal::Obj(o), PVal::Str(s)) => Ok(o.get(&**s).cloned().unwrap_or(PVal::Null)),
+            (PVal::Obj(o), PVal::Str(s)) => Ok(o.get(s).cloned().unwrap_or(PVal::Null)),
             (PVal::Arr(a), PVal::Int(i)) => Ok(arr_get(a, *i)),
             (PVal::Arr(a), PVal::Float(f)) => Ok(if f.fract() == 0.0 && f.is_finite() {
                 arr_get(a, *f as i64)
@@ -466,7 +466,7 @@ fn update_arr<E: From<Error<PVal>>>(
 
 /// `.[k] |= f` on an object (or null, as an empty object).
 fn update_obj<E>(mut o: PObj, k: &Text, f: impl FnOnce(PVal) -> Result<Option<PVal>, E>) -> Result<PVal, E> {
-    match o.get_mut(&**k) {
+    match o.get_mut(k) {
         Some(slot) => {
             // Take the value out so a uniquely owned child can be updated
             // in place; on an error `o` is dropped, so the hole is never
@@ -474,7 +474,7 @@ fn update_obj<E>(mut o: PObj, k: &Text, f: impl FnOnce(PVal) -> Result<Option<PV
             match f(std::mem::take(slot))? {
                 Some(y) => *slot = y,
                 None => {
-                    o.remove(&**k);
+                    o.remove(k);
                 }
             }
         }
@@ -560,12 +560,12 @@ pub(crate) fn update_values<E: From<Error<PVal>>>(
             for (k, v) in o {
                 match f(v)? {
                     Some(y) => {
-                        if let Some(slot) = out.get_mut(&*k) {
+                        if let Some(slot) = out.get_mut(&k) {
                             *slot = y;
                         }
                     }
                     None => {
-                        out.remove(&*k);
+                        out.remove(&k);
                     }
                 }
             }
@@ -679,7 +679,7 @@ impl std::ops::Add for PVal {
                 } else {
                     let mut b = b;
                     for (k, v) in a {
-                        b.entry(k).or_insert(v);
+                        b.or_insert(k, v);
                     }
                     Ok(Obj(b))
                 }
@@ -711,7 +711,7 @@ fn deep_merge(mut a: PObj, b: PObj, depth: usize) -> Res<PObj> {
         return Err(err("object nested too deeply to merge"));
     }
     for (k, bv) in b {
-        match (a.get_mut(&*k), bv) {
+        match (a.get_mut(&k), bv) {
             (Some(PVal::Obj(av)), PVal::Obj(bo)) => {
                 let av = std::mem::take(av);
                 let merged = deep_merge(av, bo, depth + 1)?;

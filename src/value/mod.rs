@@ -1,14 +1,16 @@
 //! The persistent JSON value the memory image is made of.
 //!
-//! `PVal` is an immutable JSON value whose arrays and objects are `imbl`
-//! persistent collections: cloning is O(1) and an update copies only the path
-//! it touches, so every state of a fold can be kept cheaply. Object keys are
-//! kept sorted (`OrdMap`), which is also the order `evscope state` prints.
+//! `PVal` is an immutable JSON value whose arrays are `imbl` vectors and
+//! whose objects are [`PObj`], a persistent B+ tree of our own (see
+//! `pmap.rs` for why): cloning is O(1) and an update copies only the path it
+//! touches, so every state of a fold can be kept cheaply. Object keys are
+//! kept sorted, which is also the order `evscope state` prints.
 
 pub(crate) mod jaq;
 pub(crate) mod json;
 pub(crate) mod order;
 mod path;
+mod pmap;
 mod serde_impl;
 
 pub use path::{PathSeg, parse_pointer, pointer_escape, to_pointer};
@@ -19,8 +21,7 @@ use std::sync::Arc;
 /// bytes (an `imbl::Vector` is 64): object nodes hold many values inline.
 /// Build one with `PVal::arr(iter)`; update with `Arc::make_mut`.
 pub type PArr = Arc<imbl::Vector<PVal>>;
-/// A persistent object with sorted keys.
-pub type PObj = imbl::OrdMap<Text, PVal>;
+pub use pmap::{DiffItem, PObj};
 
 /// The strings and object keys of a [`PVal`]: a shared string behind one
 /// thin pointer (length and count live with the bytes). Half the size of an

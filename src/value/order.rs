@@ -61,12 +61,14 @@ impl PartialOrd for PVal {
 }
 
 impl PartialEq for PVal {
-    /// Equality walks only what differs: `OrdMap::diff` skips the nodes two
+    /// Equality walks only what differs: `PObj::diff_each` skips the nodes two
     /// objects share, so comparing two states costs the size of their
     /// difference, not of the states (`cmp` would visit every key).
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (PVal::Obj(a), PVal::Obj(b)) => a.len() == b.len() && a.diff(b).next().is_none(),
+            (PVal::Obj(a), PVal::Obj(b)) => {
+                a.len() == b.len() && !a.diff_each(b, |_| std::ops::ControlFlow::Break(()))
+            }
             (PVal::Arr(a), PVal::Arr(b)) => {
                 a.len() == b.len() && (a.ptr_eq(b) || a.iter().zip(b.iter()).all(|(x, y)| x == y))
             }

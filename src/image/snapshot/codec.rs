@@ -230,9 +230,44 @@ impl<'s> TextTable<'s> {
 }
 
 /// The reading side of [`TextTable`].
-#[derive(Default)]
 pub struct ReadTable {
     strings: Vec<Text>,
+    /// The entries of the objects being read (see [`PObj::from_sorted_tail`]).
+    entries: Vec<(Text, PVal)>,
+}
+
+/// A table's lists hold at most this many items to be kept for the next.
+const SPARE_MAX: usize = 1 << 20;
+
+/// The lists of a [`ReadTable`].
+type Lists = (Vec<Text>, Vec<(Text, PVal)>);
+
+thread_local! {
+    /// The lists of the last table dropped on this thread, emptied, for the
+    /// next one: a whole state's are megabytes, which allocated afresh for
+    /// every far seek were page faults on the seek's path.
+    static SPARE: std::cell::Cell<Lists> = Default::default();
+}
+
+impl Default for ReadTable {
+    fn default() -> ReadTable {
+        let (strings, entries) = SPARE.take();
+        ReadTable { strings, entries }
+    }
+}
+
+impl Drop for ReadTable {
+    fn drop(&mut self) {
+        let (mut strings, mut entries) = (
+            std::mem::take(&mut self.strings),
+            std::mem::take(&mut self.entries),
+        );
+        if strings.capacity() <= SPARE_MAX && entries.capacity() <= SPARE_MAX {
+            strings.clear();
+            entries.clear();
+            SPARE.set((strings, entries));
+        }
+    }
 }
 
 impl ReadTable {
@@ -355,13 +390,18 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
         }
         OBJ => {
             let n = r.len(2)?;
-            let mut o = PObj::new();
+            table.entries.reserve(n);
+            let from = table.entries.len();
             for _ in 0..n {
                 let k = table.get(r)?;
-                let v = get_value_at(r, table, depth + 1)?;
-                o.insert(k, v);
+                let v = get_value_at(r, table, depth + 1);
+                // On an error the object's entries are left in the list,
+                // which is dropped with the table.
+                table.entries.push((k, v?));
             }
-            PVal::Obj(o)
+            // Written in key order: built in one pass (out of order, from a
+            // damaged file, they are inserted one by one instead).
+            PVal::Obj(PObj::from_sorted_tail(&mut table.entries, from))
         }
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     })

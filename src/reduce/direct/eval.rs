@@ -951,7 +951,7 @@ fn walk_plain<'a>(
     for (i, (part, _)) in steps.iter().enumerate() {
         let k = plain_key(part, vars)?;
         cur = match (cur, k) {
-            (PVal::Obj(o), PVal::Str(s)) => o.get(&**s).unwrap_or(&NULL),
+            (PVal::Obj(o), PVal::Str(s)) => o.get(s).unwrap_or(&NULL),
             (PVal::Null, PVal::Str(_) | PVal::Int(_) | PVal::Float(_)) => &NULL,
             _ => return Ok((cur, i)),
         };

@@ -1,0 +1,1055 @@
+//! `PObj`: the persistent object of a [`PVal`], a copy-on-write B+ tree.
+//!
+//! Entries live in leaves of up to [`LEAF_MAX`]; branches hold up to
+//! [`KIDS_MAX`] shared children and the keys that separate them. Cloning
+//! is O(1); an update copies only the nodes on its path that are shared
+//! and changes the rest in place. The shape is that of the
+//! `imbl::OrdMap` this replaces (leaves of 6 entries, 224 bytes; branches
+//! of 7 children, 160), so a state costs the memory it did.
+//!
+//! Why not `imbl::OrdMap`: it can only be built by inserting entries one by
+//! one. A seek far into a big log reads a whole state from the scratch file
+//! (see `image`), and on the 10M benchmark log the 100,000 inserts of its
+//! biggest object were half the time that took. Here a map is built from
+//! sorted entries bottom up ([`PObj::from_sorted`]), in one pass, with full
+//! nodes. The diff skips the subtrees two maps share, as `imbl`'s did, so a
+//! diff and an equality cost the size of the difference.
+
+use super::{PVal, Text};
+use arrayvec::ArrayVec;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Entries in a leaf, at most.
+const LEAF_MAX: usize = 6;
+/// Children of a branch, at most.
+const KIDS_MAX: usize = 7;
+const SEPS_MAX: usize = KIDS_MAX - 1;
+
+type Entry = (Text, PVal);
+
+#[derive(Clone)]
+struct Leaf(ArrayVec<Entry, LEAF_MAX>);
+
+/// Child `i` holds the keys from `seps[i - 1]` (inclusive) up to `seps[i]`
+/// (exclusive). Every leaf is at the same depth.
+#[derive(Clone)]
+struct Branch {
+    seps: ArrayVec<Text, SEPS_MAX>,
+    kids: Kids,
+}
+
+#[derive(Clone)]
+enum Kids {
+    Leaves(ArrayVec<Arc<Leaf>, KIDS_MAX>),
+    Branches(ArrayVec<Arc<Branch>, KIDS_MAX>),
+}
+
+#[derive(Clone)]
+enum Root {
+    Leaf(Arc<Leaf>),
+    Branch(Arc<Branch>),
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Leaf>() + 16 <= 224 && std::mem::size_of::<Branch>() + 16 <= 160);
+
+/// The same code for either kind of children (`$k` is the list of them).
+macro_rules! with_kids {
+    ($kids:expr, $k:ident => $e:expr) => {
+        match $kids {
+            Kids::Leaves($k) => $e,
+            Kids::Branches($k) => $e,
+        }
+    };
+}
+
+/// What an insert below did.
+enum Ins<N> {
+    Added,
+    Replaced(PVal),
+    /// The node split: the new right half, and its first key.
+    Split(Text, Arc<N>),
+}
+
+/// A leaf or a branch.
+trait Node: Clone + Sized {
+    /// A node (other than the root) left with fewer than this many items
+    /// is merged with a neighbour or takes some of its items.
+    const MIN: usize;
+    /// Entries of a leaf, children of a branch.
+    fn size(&self) -> usize;
+    fn underfull(&self) -> bool {
+        self.size() < Self::MIN
+    }
+    fn insert(&mut self, key: Text, value: PVal) -> Ins<Self>;
+    fn remove(&mut self, key: &str) -> Option<PVal>;
+    /// With `right`, its neighbour after `sep`: merged into this one when
+    /// both fit (`None`), else their items shared evenly (the new `sep`).
+    fn balance(&mut self, right: &mut Self, sep: &Text) -> Option<Text>;
+    fn kids(list: ArrayVec<Arc<Self>, KIDS_MAX>) -> Kids;
+    fn root(node: Arc<Self>) -> Root;
+}
+
+/// Where `key` is among `items` (by `key_of`), or would go. Unlike the
+/// standard library's search this stops at an equal key: comparing two
+/// strings costs more than the branch it saves.
+fn search<T>(items: &[T], key: &str, key_of: impl Fn(&T) -> &str) -> Result<usize, usize> {
+    let (mut lo, mut hi) = (0, items.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match key_of(&items[mid]).cmp(key) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Ok(mid),
+        }
+    }
+    Err(lo)
+}
+
+/// The child whose range holds `key`, of a branch with `seps`.
+fn slot(seps: &[Text], key: &str) -> usize {
+    search(seps, key, |s| s.as_str()).map_or_else(|i| i, |i| i + 1)
+}
+
+impl Leaf {
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        search(&self.0, key, |e| e.0.as_str())
+    }
+}
+
+impl Node for Leaf {
+    const MIN: usize = LEAF_MAX / 2;
+
+    fn size(&self) -> usize {
+        self.0.len()
+    }
+
+    fn insert(&mut self, key: Text, value: PVal) -> Ins<Leaf> {
+        match self.find(&key) {
+            Ok(i) => Ins::Replaced(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                if !self.0.is_full() {
+                    self.0.insert(i, (key, value));
+                    return Ins::Added;
+                }
+                let mid = LEAF_MAX / 2;
+                let mut right: ArrayVec<Entry, LEAF_MAX> = self.0.drain(mid..).collect();
+                match i <= mid {
+                    true => self.0.insert(i, (key, value)),
+                    false => right.insert(i - mid, (key, value)),
+                }
+                Ins::Split(right[0].0.clone(), Arc::new(Leaf(right)))
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<PVal> {
+        let i = self.find(key).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn balance(&mut self, right: &mut Leaf, _sep: &Text) -> Option<Text> {
+        let mut all: Vec<Entry> = self.0.drain(..).chain(right.0.drain(..)).collect();
+        if all.len() <= LEAF_MAX {
+            self.0.extend(all);
+            return None;
+        }
+        let half = all.len() / 2;
+        right.0.extend(all.drain(half..));
+        self.0.extend(all);
+        Some(right.0[0].0.clone())
+    }
+
+    fn kids(list: ArrayVec<Arc<Leaf>, KIDS_MAX>) -> Kids {
+        Kids::Leaves(list)
+    }
+
+    fn root(node: Arc<Leaf>) -> Root {
+        Root::Leaf(node)
+    }
+}
+
+impl Kids {
+    fn len(&self) -> usize {
+        with_kids!(self, k => k.len())
+    }
+}
+
+/// Put `kid`, split off with first key `sep`, after child `i`; when the
+/// list is full, split it in two: the separator between the halves, and
+/// the right half.
+#[allow(clippy::type_complexity)]
+fn put_kid<T>(
+    seps: &mut ArrayVec<Text, SEPS_MAX>,
+    kids: &mut ArrayVec<T, KIDS_MAX>,
+    i: usize,
+    sep: Text,
+    kid: T,
+) -> Option<(Text, ArrayVec<Text, SEPS_MAX>, ArrayVec<T, KIDS_MAX>)> {
+    if !kids.is_full() {
+        seps.insert(i, sep);
+        kids.insert(i + 1, kid);
+        return None;
+    }
+    // Seven children and the new one: four on the left, four on the right.
+    let mid = KIDS_MAX.div_ceil(2);
+    let mut right_seps: ArrayVec<Text, SEPS_MAX> = seps.drain(mid..).collect();
+    let mut right_kids: ArrayVec<T, KIDS_MAX> = kids.drain(mid..).collect();
+    let mut up = seps.pop().expect("a full branch has separators");
+    if i < mid - 1 {
+        seps.insert(i, sep);
+        kids.insert(i + 1, kid);
+        // The left half has one too many now: its last goes right.
+        right_kids.insert(0, kids.pop().expect("a child"));
+        right_seps.insert(0, std::mem::replace(&mut up, seps.pop().expect("a separator")));
+    } else if i == mid - 1 {
+        // The new child is the first of the right half.
+        right_kids.insert(0, kid);
+        right_seps.insert(0, std::mem::replace(&mut up, sep));
+    } else {
+        right_seps.insert(i - mid, sep);
+        right_kids.insert(i - mid + 1, kid);
+    }
+    Some((up, right_seps, right_kids))
+}
+
+/// Child `i` of a branch is under half full: balance it with a neighbour.
+fn rebalance<T: Node>(seps: &mut ArrayVec<Text, SEPS_MAX>, kids: &mut ArrayVec<Arc<T>, KIDS_MAX>, i: usize) {
+    let l = i.saturating_sub(1);
+    let r = l + 1;
+    let (left, right) = kids.split_at_mut(r);
+    let (x, y) = (Arc::make_mut(&mut left[l]), Arc::make_mut(&mut right[0]));
+    match x.balance(y, &seps[l]) {
+        Some(sep) => seps[l] = sep,
+        None => {
+            seps.remove(l);
+            kids.remove(r);
+        }
+    }
+}
+
+/// [`Node::balance`] for two branches' lists of children, `sep` between.
+fn balance_kids<T>(
+    (ls, lk): (&mut ArrayVec<Text, SEPS_MAX>, &mut ArrayVec<T, KIDS_MAX>),
+    (rs, rk): (&mut ArrayVec<Text, SEPS_MAX>, &mut ArrayVec<T, KIDS_MAX>),
+    sep: &Text,
+) -> Option<Text> {
+    let mut seps: Vec<Text> = ls.drain(..).collect();
+    seps.push(sep.clone());
+    seps.extend(rs.drain(..));
+    let mut kids: Vec<T> = lk.drain(..).chain(rk.drain(..)).collect();
+    if kids.len() <= KIDS_MAX {
+        ls.extend(seps);
+        lk.extend(kids);
+        return None;
+    }
+    let half = kids.len() / 2;
+    rk.extend(kids.drain(half..));
+    rs.extend(seps.drain(half..));
+    let up = seps.pop().expect("separators between the halves");
+    ls.extend(seps);
+    lk.extend(kids);
+    Some(up)
+}
+
+impl Node for Branch {
+    const MIN: usize = KIDS_MAX.div_ceil(2);
+
+    fn size(&self) -> usize {
+        self.kids.len()
+    }
+
+    fn insert(&mut self, key: Text, value: PVal) -> Ins<Branch> {
+        let i = slot(&self.seps, &key);
+        let seps = &mut self.seps;
+        with_kids!(&mut self.kids, kids => match Arc::make_mut(&mut kids[i]).insert(key, value) {
+            Ins::Added => Ins::Added,
+            Ins::Replaced(old) => Ins::Replaced(old),
+            Ins::Split(sep, kid) => match put_kid(seps, kids, i, sep, kid) {
+                None => Ins::Added,
+                Some((up, seps, list)) => Ins::Split(up, Arc::new(Branch { seps, kids: Node::kids(list) })),
+            },
+        })
+    }
+
+    fn remove(&mut self, key: &str) -> Option<PVal> {
+        let i = slot(&self.seps, key);
+        let seps = &mut self.seps;
+        with_kids!(&mut self.kids, kids => {
+            let old = Arc::make_mut(&mut kids[i]).remove(key)?;
+            if kids[i].underfull() && kids.len() > 1 {
+                rebalance(seps, kids, i);
+            }
+            Some(old)
+        })
+    }
+
+    fn balance(&mut self, right: &mut Branch, sep: &Text) -> Option<Text> {
+        match (&mut self.kids, &mut right.kids) {
+            (Kids::Leaves(a), Kids::Leaves(b)) => {
+                balance_kids((&mut self.seps, a), (&mut right.seps, b), sep)
+            }
+            (Kids::Branches(a), Kids::Branches(b)) => {
+                balance_kids((&mut self.seps, a), (&mut right.seps, b), sep)
+            }
+            // Every leaf is at the same depth.
+            _ => unreachable!("neighbours at different depths"),
+        }
+    }
+
+    fn kids(list: ArrayVec<Arc<Branch>, KIDS_MAX>) -> Kids {
+        Kids::Branches(list)
+    }
+
+    fn root(node: Arc<Branch>) -> Root {
+        Root::Branch(node)
+    }
+}
+
+/// A persistent map from strings to values, keys in order.
+#[derive(Clone, Default)]
+pub struct PObj {
+    root: Option<Root>,
+    len: usize,
+}
+
+/// The root's insert, for either kind: a split makes a new root above.
+fn insert_at<T: Node>(root: &mut Arc<T>, key: Text, value: PVal) -> Ins<Root> {
+    match Arc::make_mut(root).insert(key, value) {
+        Ins::Added => Ins::Added,
+        Ins::Replaced(old) => Ins::Replaced(old),
+        Ins::Split(sep, right) => {
+            let mut seps = ArrayVec::new();
+            seps.push(sep.clone());
+            let mut list = ArrayVec::new();
+            list.push(root.clone());
+            list.push(right);
+            Ins::Split(
+                sep,
+                Arc::new(Root::Branch(Arc::new(Branch {
+                    seps,
+                    kids: T::kids(list),
+                }))),
+            )
+        }
+    }
+}
+
+impl PObj {
+    pub fn new() -> PObj {
+        PObj::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when both share their storage (so are equal without looking).
+    pub fn ptr_eq(&self, other: &PObj) -> bool {
+        match (&self.root, &other.root) {
+            (Some(Root::Leaf(a)), Some(Root::Leaf(b))) => Arc::ptr_eq(a, b),
+            (Some(Root::Branch(a)), Some(Root::Branch(b))) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&PVal> {
+        let mut b = match self.root.as_ref()? {
+            Root::Leaf(l) => return l.find(key).ok().map(|i| &l.0[i].1),
+            Root::Branch(b) => b,
+        };
+        loop {
+            let i = slot(&b.seps, key);
+            match &b.kids {
+                Kids::Branches(bs) => b = &bs[i],
+                Kids::Leaves(ls) => return ls[i].find(key).ok().map(|j| &ls[i].0[j].1),
+            }
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The value at `key` to change in place: the nodes on its path that
+    /// are shared are copied first (also when the key is missing, as its
+    /// insert would: callers look for a key to update it or add it).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut PVal> {
+        let leaf = match self.root.as_mut()? {
+            Root::Leaf(l) => Arc::make_mut(l),
+            Root::Branch(b) => {
+                let mut b = Arc::make_mut(b);
+                loop {
+                    let i = slot(&b.seps, key);
+                    match &mut b.kids {
+                        Kids::Branches(bs) => b = Arc::make_mut(&mut bs[i]),
+                        Kids::Leaves(ls) => break Arc::make_mut(&mut ls[i]),
+                    }
+                }
+            }
+        };
+        let i = leaf.find(key).ok()?;
+        Some(&mut leaf.0[i].1)
+    }
+
+    /// Set `key` to `value`; the value it had, if any.
+    pub fn insert(&mut self, key: Text, value: PVal) -> Option<PVal> {
+        let done = match &mut self.root {
+            None => {
+                let mut es = ArrayVec::new();
+                es.push((key, value));
+                self.root = Some(Root::Leaf(Arc::new(Leaf(es))));
+                Ins::Added
+            }
+            Some(Root::Leaf(l)) => insert_at(l, key, value),
+            Some(Root::Branch(b)) => insert_at(b, key, value),
+        };
+        match done {
+            Ins::Replaced(old) => return Some(old),
+            Ins::Added => {}
+            Ins::Split(_, root) => self.root = Some(Arc::unwrap_or_clone(root)),
+        }
+        self.len += 1;
+        None
+    }
+
+    /// Set `key` to `value` unless it has one already.
+    pub fn or_insert(&mut self, key: Text, value: PVal) {
+        if !self.contains_key(&key) {
+            self.insert(key, value);
+        }
+    }
+
+    /// Remove `key`; the value it had, if any.
+    pub fn remove(&mut self, key: &str) -> Option<PVal> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let old = match self.root.as_mut()? {
+            Root::Leaf(l) => Arc::make_mut(l).remove(key),
+            Root::Branch(b) => Arc::make_mut(b).remove(key),
+        }?;
+        self.len -= 1;
+        // A root left with one child gives way to it; an empty one goes.
+        loop {
+            self.root = match &self.root {
+                Some(Root::Branch(b)) if b.kids.len() == 1 => {
+                    Some(with_kids!(&b.kids, k => Node::root(k[0].clone())))
+                }
+                Some(Root::Leaf(l)) if l.0.is_empty() => None,
+                _ => break,
+            };
+        }
+        Some(old)
+    }
+
+    /// A map of `entries`, which are sorted by key with no key twice, built
+    /// bottom up with full nodes. Entries out of order (from a damaged file,
+    /// say) are not trusted: they are inserted one by one, the last of a
+    /// key winning.
+    pub fn from_sorted(mut entries: Vec<(Text, PVal)>) -> PObj {
+        PObj::from_sorted_tail(&mut entries, 0)
+    }
+
+    /// [`PObj::from_sorted`] of the entries of `list` from `from` on, which
+    /// are taken out of it (a decoder collects the entries of nested
+    /// objects in one list this way, rather than one each).
+    pub fn from_sorted_tail(list: &mut Vec<(Text, PVal)>, from: usize) -> PObj {
+        if list[from..].windows(2).any(|w| w[0].0 >= w[1].0) {
+            let mut o = PObj::new();
+            for (k, v) in list.drain(from..) {
+                o.insert(k, v);
+            }
+            return o;
+        }
+        let len = list.len() - from;
+        let mut entries = list.drain(from..);
+        if len <= LEAF_MAX {
+            return PObj {
+                root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf(entries.collect())))),
+                len,
+            };
+        }
+        // Leaves, each with its first key; then branches over them.
+        let leaves: Vec<(Text, Arc<Leaf>)> = even_parts(len, LEAF_MAX)
+            .map(|n| {
+                let leaf = Leaf(entries.by_ref().take(n).collect());
+                (leaf.0[0].0.clone(), Arc::new(leaf))
+            })
+            .collect();
+        let mut level = branches_over(leaves);
+        while level.len() > 1 {
+            level = branches_over(level);
+        }
+        PObj {
+            root: level.pop().map(|(_, b)| Root::Branch(b)),
+            len,
+        }
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> Iter<'_> {
+        let mut it = Iter {
+            stack: Vec::new(),
+            leaf: [].iter(),
+            left: self.len,
+        };
+        match &self.root {
+            Some(Root::Leaf(l)) => it.leaf = l.0.iter(),
+            Some(Root::Branch(b)) => it.descend(b),
+            None => {}
+        }
+        it
+    }
+
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &Text> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &PVal> {
+        self.iter().map(|(_, v)| v)
+    }
+    /// Calls `f` with what differs from `self` to `other`, in key order,
+    /// until it breaks; skips the subtrees the two share. An entry in both
+    /// is an update only when the values are not equal. True when `f`
+    /// broke off.
+    pub fn diff_each<'a, 'b>(
+        &'a self,
+        other: &'b PObj,
+        mut f: impl FnMut(DiffItem<'a, 'b>) -> std::ops::ControlFlow<()>,
+    ) -> bool {
+        use std::ops::ControlFlow::Break;
+        if self.ptr_eq(other) {
+            return false;
+        }
+        let mut a = Cursor::new(self);
+        let mut b = Cursor::new(other);
+        loop {
+            let item = match (a.peek(), b.peek()) {
+                (None, None) => return false,
+                (Some((k, v)), None) => {
+                    a.next();
+                    DiffItem::Remove(k, v)
+                }
+                (None, Some((k, v))) => {
+                    b.next();
+                    DiffItem::Add(k, v)
+                }
+                (Some((ka, va)), Some((kb, vb))) => match ka.as_str().cmp(kb.as_str()) {
+                    Ordering::Less => {
+                        a.next();
+                        DiffItem::Remove(ka, va)
+                    }
+                    Ordering::Greater => {
+                        b.next();
+                        DiffItem::Add(kb, vb)
+                    }
+                    Ordering::Equal => {
+                        if let Some(h) = shared_here(&a, &b) {
+                            a.skip(h);
+                            b.skip(h);
+                            continue;
+                        }
+                        a.next();
+                        b.next();
+                        if va.ptr_eq(vb) || va == vb {
+                            continue;
+                        }
+                        DiffItem::Update {
+                            old: (ka, va),
+                            new: (kb, vb),
+                        }
+                    }
+                },
+            };
+            if let Break(()) = f(item) {
+                return true;
+            }
+        }
+    }
+}
+
+/// `n` items split into as few parts of at most `max` as can be, as even
+/// as can be (so none is less than half full when there are two or more).
+fn even_parts(n: usize, max: usize) -> impl Iterator<Item = usize> {
+    let parts = n.div_ceil(max).max(1);
+    let (each, extra) = (n / parts, n % parts);
+    (0..parts).map(move |i| each + usize::from(i < extra))
+}
+
+/// One level of branches over `nodes` (each with its first key).
+fn branches_over<T: Node>(nodes: Vec<(Text, Arc<T>)>) -> Vec<(Text, Arc<Branch>)> {
+    let total = nodes.len();
+    let mut it = nodes.into_iter();
+    even_parts(total, KIDS_MAX)
+        .map(|n| {
+            let mut seps = ArrayVec::new();
+            let mut list = ArrayVec::new();
+            let mut first = None;
+            for (k, kid) in it.by_ref().take(n) {
+                match first {
+                    None => first = Some(k),
+                    Some(_) => seps.push(k),
+                }
+                list.push(kid);
+            }
+            let branch = Branch {
+                seps,
+                kids: T::kids(list),
+            };
+            (first.expect("a part is never empty"), Arc::new(branch))
+        })
+        .collect()
+}
+
+/// One difference between two maps (see [`PObj::diff_each`]).
+pub enum DiffItem<'a, 'b> {
+    Add(&'b Text, &'b PVal),
+    Remove(&'a Text, &'a PVal),
+    Update {
+        old: (&'a Text, &'a PVal),
+        new: (&'b Text, &'b PVal),
+    },
+}
+
+/// The entries of a [`PObj`] in key order.
+pub struct Iter<'a> {
+    /// The branches above the current leaf, each with the next child to
+    /// visit (on the heap: an iterator sits in the frames of recursive
+    /// functions, which must stay small; a one-leaf map allocates nothing).
+    stack: Vec<(&'a Branch, usize)>,
+    leaf: std::slice::Iter<'a, Entry>,
+    left: usize,
+}
+
+impl<'a> Iter<'a> {
+    /// Down the first children from `b` to a leaf.
+    fn descend(&mut self, mut b: &'a Branch) {
+        loop {
+            self.stack.push((b, 1));
+            match &b.kids {
+                Kids::Branches(bs) => b = &bs[0],
+                Kids::Leaves(ls) => {
+                    self.leaf = ls[0].0.iter();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Text, &'a PVal);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((k, v)) = self.leaf.next() {
+                self.left -= 1;
+                return Some((k, v));
+            }
+            let (b, i) = self.stack.last_mut()?;
+            let (b, at) = (*b, *i);
+            if at < b.kids.len() {
+                *i += 1;
+                match &b.kids {
+                    Kids::Leaves(ls) => self.leaf = ls[at].0.iter(),
+                    Kids::Branches(bs) => self.descend(&bs[at]),
+                }
+            } else {
+                self.stack.pop();
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// A place in a map, for [`PObj::diff_each`]: the branches above the
+/// current leaf, each with the child being visited, and the entry in it.
+struct Cursor<'a> {
+    stack: Vec<(&'a Branch, usize)>,
+    leaf: &'a [Entry],
+    /// The leaf, to tell whether two cursors are in the same one.
+    at: *const Leaf,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(map: &'a PObj) -> Cursor<'a> {
+        let mut c = Cursor {
+            stack: Vec::new(),
+            leaf: &[],
+            at: std::ptr::null(),
+            pos: 0,
+        };
+        match &map.root {
+            Some(Root::Leaf(l)) => c.enter(l),
+            Some(Root::Branch(b)) => c.descend(b),
+            None => {}
+        }
+        c
+    }
+
+    fn enter(&mut self, leaf: &'a Leaf) {
+        self.leaf = &leaf.0;
+        self.at = leaf;
+        self.pos = 0;
+    }
+
+    fn descend(&mut self, mut b: &'a Branch) {
+        loop {
+            self.stack.push((b, 0));
+            match &b.kids {
+                Kids::Branches(bs) => b = &bs[0],
+                Kids::Leaves(ls) => return self.enter(&ls[0]),
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<(&'a Text, &'a PVal)> {
+        self.leaf.get(self.pos).map(|(k, v)| (k, v))
+    }
+
+    fn next(&mut self) {
+        self.pos += 1;
+        if self.pos >= self.leaf.len() {
+            self.skip(0);
+        }
+    }
+
+    /// The node of height `h` (a leaf is 0) that starts at the current
+    /// entry, if one does: the leaf, or the branch `h` frames up, when the
+    /// leaf and each branch below that one are first children.
+    fn starting(&self, h: usize) -> Option<*const ()> {
+        let n = self.stack.len();
+        if self.pos != 0 || h > n || self.stack[n - h..].iter().any(|&(_, i)| i != 0) {
+            return None;
+        }
+        match h {
+            0 => Some(self.at as *const ()),
+            _ => Some(self.stack[n - h].0 as *const Branch as *const ()),
+        }
+    }
+
+    /// Past the node of height `h` the current entry is in (to the end
+    /// when that is the root).
+    fn skip(&mut self, h: usize) {
+        self.stack.truncate(self.stack.len() - h);
+        loop {
+            let Some((b, i)) = self.stack.last_mut() else {
+                self.leaf = &[];
+                self.pos = 0;
+                return;
+            };
+            *i += 1;
+            let (b, at) = (*b, *i);
+            if at < b.kids.len() {
+                match &b.kids {
+                    Kids::Leaves(ls) => self.enter(&ls[at]),
+                    Kids::Branches(bs) => self.descend(&bs[at]),
+                }
+                return;
+            }
+            self.stack.pop();
+        }
+    }
+}
+
+/// The height of the biggest subtree both cursors start at and share.
+fn shared_here(a: &Cursor<'_>, b: &Cursor<'_>) -> Option<usize> {
+    let mut best = None;
+    for h in 0..=a.stack.len().min(b.stack.len()) {
+        match (a.starting(h), b.starting(h)) {
+            (Some(x), Some(y)) if std::ptr::eq(x, y) => best = Some(h),
+            _ => break,
+        }
+    }
+    best
+}
+
+impl<'a> IntoIterator for &'a PObj {
+    type Item = (&'a Text, &'a PVal);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for PObj {
+    type Item = (Text, PVal);
+    type IntoIter = std::vec::IntoIter<(Text, PVal)>;
+
+    /// The entries, moved out of the nodes this map alone holds and cloned
+    /// from those it shares.
+    fn into_iter(self) -> Self::IntoIter {
+        fn leaf(l: Arc<Leaf>, out: &mut Vec<Entry>) {
+            match Arc::try_unwrap(l) {
+                Ok(l) => out.extend(l.0),
+                Err(l) => out.extend(l.0.iter().cloned()),
+            }
+        }
+        fn branch(b: Arc<Branch>, out: &mut Vec<Entry>) {
+            let kids = Arc::try_unwrap(b).map_or_else(|b| b.kids.clone(), |b| b.kids);
+            match kids {
+                Kids::Leaves(ls) => ls.into_iter().for_each(|l| leaf(l, out)),
+                Kids::Branches(bs) => bs.into_iter().for_each(|b| branch(b, out)),
+            }
+        }
+        let mut out = Vec::with_capacity(self.len);
+        match self.root {
+            Some(Root::Leaf(l)) => leaf(l, &mut out),
+            Some(Root::Branch(b)) => branch(b, &mut out),
+            None => {}
+        }
+        out.into_iter()
+    }
+}
+
+impl FromIterator<(Text, PVal)> for PObj {
+    /// Sorted and built in one pass; of a key given twice, the last wins.
+    fn from_iter<I: IntoIterator<Item = (Text, PVal)>>(iter: I) -> PObj {
+        let mut v: Vec<Entry> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        // Keep the last of each run of one key (the sort is stable).
+        let mut out: Vec<Entry> = Vec::with_capacity(v.len());
+        for e in v {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        PObj::from_sorted(out)
+    }
+}
+
+impl std::fmt::Debug for PObj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Checks the tree's shape: keys in order and inside their branch's
+    /// bounds, every leaf at one depth, no node but the root under half
+    /// full (nor empty), the length right.
+    fn check(m: &PObj) {
+        struct Bounds<'a>(Option<&'a str>, Option<&'a str>);
+        impl Bounds<'_> {
+            fn holds(&self, k: &str) -> bool {
+                self.0.is_none_or(|lo| lo <= k) && self.1.is_none_or(|hi| k < hi)
+            }
+        }
+        fn leaf(l: &Leaf, at: &Bounds, root: bool, count: &mut usize) -> usize {
+            assert!(!l.0.is_empty());
+            assert!(root || !l.underfull(), "leaf of {}", l.0.len());
+            assert!(l.0.windows(2).all(|w| w[0].0 < w[1].0));
+            assert!(l.0.iter().all(|e| at.holds(&e.0)));
+            *count += l.0.len();
+            0
+        }
+        fn branch(b: &Branch, at: &Bounds, root: bool, count: &mut usize) -> usize {
+            let n = b.kids.len();
+            assert_eq!(n, b.seps.len() + 1);
+            assert!(n >= 2 && (root || !b.underfull()), "branch of {n}");
+            assert!(b.seps.windows(2).all(|w| w[0] < w[1]));
+            assert!(b.seps.iter().all(|s| at.holds(s)));
+            let part = |i: usize| {
+                let lo = if i == 0 {
+                    at.0
+                } else {
+                    Some(b.seps[i - 1].as_str())
+                };
+                Bounds(lo, b.seps.get(i).map(|s| s.as_str()).or(at.1))
+            };
+            let depths: Vec<usize> = match &b.kids {
+                Kids::Leaves(ls) => (0..n).map(|i| leaf(&ls[i], &part(i), false, count)).collect(),
+                Kids::Branches(bs) => (0..n).map(|i| branch(&bs[i], &part(i), false, count)).collect(),
+            };
+            assert!(
+                depths.windows(2).all(|w| w[0] == w[1]),
+                "leaves at depths {depths:?}"
+            );
+            depths[0] + 1
+        }
+        let mut count = 0;
+        match &m.root {
+            Some(Root::Leaf(l)) => leaf(l, &Bounds(None, None), true, &mut count),
+            Some(Root::Branch(b)) => branch(b, &Bounds(None, None), true, &mut count),
+            None => 0,
+        };
+        assert_eq!(count, m.len());
+        assert_eq!(m.iter().len(), m.len());
+    }
+
+    fn key(i: u16) -> Text {
+        Text::from(format!("k{i:05}"))
+    }
+
+    fn same(m: &PObj, model: &BTreeMap<Text, i64>) {
+        check(m);
+        let got: Vec<(Text, i64)> = m
+            .iter()
+            .map(|(k, v)| match v {
+                PVal::Int(i) => (k.clone(), *i),
+                _ => panic!("not an int"),
+            })
+            .collect();
+        let want: Vec<(Text, i64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, i64),
+        Remove(u16),
+        Bump(u16),
+        Snapshot,
+    }
+
+    fn op(keys: u16) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..keys, any::<i64>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            3 => (0..keys).prop_map(Op::Remove),
+            2 => (0..keys).prop_map(Op::Bump),
+            1 => Just(Op::Snapshot),
+        ]
+    }
+
+    /// The naive diff: every key of either map, compared.
+    fn naive_diff(a: &PObj, b: &PObj) -> Vec<String> {
+        let mut keys: Vec<&Text> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| match (a.get(k), b.get(k)) {
+                (Some(x), None) => Some(format!("-{k}={x}")),
+                (None, Some(y)) => Some(format!("+{k}={y}")),
+                (Some(x), Some(y)) if x != y => Some(format!("~{k}={x}>{y}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn diff_of(a: &PObj, b: &PObj) -> Vec<String> {
+        let mut out = Vec::new();
+        a.diff_each(b, |item| {
+            out.push(match item {
+                DiffItem::Add(k, v) => format!("+{k}={v}"),
+                DiffItem::Remove(k, v) => format!("-{k}={v}"),
+                DiffItem::Update { old, new } => {
+                    assert_eq!(old.0, new.0);
+                    format!("~{}={}>{}", old.0, old.1, new.1)
+                }
+            });
+            std::ops::ControlFlow::Continue(())
+        });
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Every operation agrees with a `BTreeMap`; clones taken along the
+        /// way never change; the diff between any two of them is the naive
+        /// one; a map built from sorted entries equals one built by inserts.
+        #[test]
+        fn behaves_as_a_sorted_map_and_keeps_old_versions(
+            ops in prop::collection::vec(op(300), 1..600),
+            start in 0usize..400,
+        ) {
+            let first: Vec<(Text, PVal)> = (0..start as u16).map(|i| (key(i * 2), PVal::Int(i64::from(i)))).collect();
+            let mut model: BTreeMap<Text, i64> = (0..start as u16).map(|i| (key(i * 2), i64::from(i))).collect();
+            let mut m = PObj::from_sorted(first);
+            same(&m, &model);
+            let mut versions = vec![(m.clone(), model.clone())];
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        let had = m.insert(key(k), PVal::Int(v));
+                        let want = model.insert(key(k), v);
+                        prop_assert_eq!(had.map(|h| h.to_json()), want.map(|w| w.to_string()));
+                    }
+                    Op::Remove(k) => {
+                        let had = m.remove(&key(k));
+                        let want = model.remove(&key(k));
+                        prop_assert_eq!(had.map(|h| h.to_json()), want.map(|w| w.to_string()));
+                    }
+                    Op::Bump(k) => {
+                        match m.get_mut(&key(k)) {
+                            Some(PVal::Int(i)) => *i = i.wrapping_add(1),
+                            Some(_) => panic!("not an int"),
+                            None => prop_assert!(!model.contains_key(&key(k))),
+                        }
+                        if let Some(i) = model.get_mut(&key(k)) {
+                            *i = i.wrapping_add(1);
+                        }
+                    }
+                    Op::Snapshot => versions.push((m.clone(), model.clone())),
+                }
+                prop_assert_eq!(m.get(&key(0)).map(|v| v.to_json()), model.get(&key(0)).map(|v| v.to_string()));
+            }
+            same(&m, &model);
+            versions.push((m.clone(), model.clone()));
+            for (v, vm) in &versions {
+                same(v, vm);
+                prop_assert_eq!(diff_of(v, &m), naive_diff(v, &m));
+                prop_assert_eq!(diff_of(&m, v), naive_diff(&m, v));
+                prop_assert_eq!(PVal::Obj(v.clone()) == PVal::Obj(m.clone()), vm == &model);
+                let rebuilt = PObj::from_sorted(v.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+                same(&rebuilt, vm);
+                prop_assert!(diff_of(&rebuilt, v).is_empty());
+                let owned: Vec<(Text, PVal)> = v.clone().into_iter().collect();
+                prop_assert_eq!(owned.len(), vm.len());
+            }
+        }
+
+        /// `from_iter` sorts, and of a key given twice keeps the last;
+        /// entries out of order given to `from_sorted` are inserted.
+        #[test]
+        fn builds_from_entries_in_any_order(entries in prop::collection::vec((0u16..200, any::<i64>()), 0..400)) {
+            let model: BTreeMap<Text, i64> = entries.iter().map(|&(k, v)| (key(k), v)).collect();
+            let pairs: Vec<(Text, PVal)> = entries.iter().map(|&(k, v)| (key(k), PVal::Int(v))).collect();
+            same(&pairs.iter().cloned().collect::<PObj>(), &model);
+            same(&PObj::from_sorted(pairs), &model);
+        }
+    }
+
+    #[test]
+    fn a_diff_of_one_change_in_a_big_map_finds_only_it() {
+        let n = 100_000u32;
+        let big = PObj::from_sorted(
+            (0..n)
+                .map(|i| (Text::from(format!("u{i:06}")), PVal::Int(i64::from(i))))
+                .collect(),
+        );
+        check(&big);
+        let mut changed = big.clone();
+        changed.insert(Text::from("u050000"), PVal::Int(-1));
+        changed.insert(Text::from("u050000x"), PVal::Int(7));
+        changed.remove("u099999");
+        assert_eq!(
+            diff_of(&big, &changed),
+            ["~u050000=50000>-1", "+u050000x=7", "-u099999=99999"]
+        );
+        // Equal maps that share nothing compare equal, entry by entry.
+        let copy: PObj = big.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert!(!copy.ptr_eq(&big));
+        assert!(PVal::Obj(copy) == PVal::Obj(big));
+    }
+}
