@@ -820,5 +820,14 @@ mod tests {
     fn deep_values_do_not_crash() {
         let e = run_filter("reduce range(1200) as $i (null; [.]) | tojson", &PVal::Null).unwrap_err();
         assert!(e.contains("nested too deeply"), "{e}");
+        // Objects too (built, printed, compared, dropped on a test
+        // thread's small stack).
+        let e = run_filter("reduce range(1200) as $i (null; {a: .}) | tojson", &PVal::Null).unwrap_err();
+        assert!(e.contains("nested too deeply"), "{e}");
+        let deep = || run_filter("reduce range(900) as $i (null; {a: ., b: $i})", &PVal::Null).unwrap();
+        let (a, b) = (deep(), deep());
+        assert!(a == b);
+        assert!(!crate::diff::diff(&a[0], &b[0]).iter().any(|_| true));
+        drop((a, b));
     }
 }
