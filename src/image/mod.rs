@@ -110,6 +110,10 @@ const FAR_EVERY: usize = 128;
 /// crossing takes 0.8-1.4 ms a delta (46-86 µs a KB).
 const FAR_BYTES_PER_DELTA_BYTE: usize = 3;
 
+/// A load that folds at least this many records settles the image at its
+/// end (see [`Fold::settle`]).
+const SETTLE_AFTER: usize = 1 << 16;
+
 /// A seek crosses a run of at least this many deltas composed (one pass
 /// over the state, see [`crate::diff::Composed`]) rather than one by one.
 const COMPOSE_FROM: usize = 2;
@@ -343,6 +347,18 @@ impl Fold {
         if self.freed_since_trim > TRIM_AFTER && self.unread > 0 {
             crate::alloc::release_free_memory();
             self.freed_since_trim = 0;
+        }
+    }
+
+    /// After a long fold: the checkpoints made since its last round of
+    /// thinning go as the current level says, and this waits until they
+    /// are freed. Otherwise the first seek elsewhere drops them all at
+    /// once (hundreds on the 10M log, a quarter of a second to free) and
+    /// the next far seek waits for that (see `read_in_far`).
+    fn settle(&mut self) {
+        if self.thin_level > 0 {
+            self.thin();
+            graveyard::wait();
         }
     }
 
@@ -829,6 +845,9 @@ impl MemoryImage {
             }
             // The log is read: seeks can use every delta from now on.
             fold.collect_deltas(true);
+            if added >= SETTLE_AFTER {
+                fold.settle();
+            }
             Ok(added)
         })
     }
@@ -836,6 +855,11 @@ impl MemoryImage {
     /// Read and fold at most `max` new records; returns how many were
     /// added (0 when the source has nothing new). A caller that must stay
     /// responsive (the explorer's worker) loads in such steps.
+    /// Once a long load in batches is done: see [`Fold::settle`].
+    pub fn settle(&mut self) {
+        self.fold.settle();
+    }
+
     pub fn load_batch(&mut self, max: usize) -> Result<usize, SourceError> {
         let fold = &mut self.fold;
         let read = self.source.read_new(Some(max.max(1)), &mut |r| fold.push(r));
@@ -1778,6 +1802,31 @@ mod tests {
         image.fold.thin();
         image.fold.collect_deltas(true);
         assert!(image.fold.far.is_empty());
+    }
+
+    #[test]
+    fn settling_thins_what_the_fold_left_and_waits_for_it_to_be_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut image, states) = folded(dir.path(), 400, 3);
+        let last = image.fold.checkpoints.len() - 1;
+        assert_eq!(
+            image.checkpoint_count(),
+            last + 1,
+            "no budget: every checkpoint kept"
+        );
+        image.fold.thin_level = 2;
+        image.settle();
+        assert!(!graveyard::pending());
+        let kept: Vec<usize> = (0..=last)
+            .filter(|&c| image.fold.checkpoints[c].is_some())
+            .collect();
+        let want: Vec<usize> = (0..=last)
+            .filter(|&c| c % 4 == 0 || c + NEAR_FOCUS >= last)
+            .collect();
+        assert_eq!(kept, want);
+        for i in (0..states.len() - 1).step_by(37) {
+            assert_eq!(image.state_after(i).unwrap(), states[i + 1], "after {i}");
+        }
     }
 
     #[test]

@@ -461,6 +461,9 @@ fn spawn_worker(
                 }
                 Ok(0) => {
                     draining = None;
+                    if initial {
+                        shared.lock_worker().image.settle();
+                    }
                     let sent = send(if initial { Msg::Loaded } else { Msg::Appended });
                     // After the first load, and after a reload (the log was
                     // replaced: its old snapshot is stale).

@@ -314,24 +314,20 @@ pub struct PObj {
     len: usize,
 }
 
-/// The root's insert, for either kind: a split makes a new root above.
-fn insert_at<T: Node>(root: &mut Arc<T>, key: Text, value: PVal) -> Ins<Root> {
+/// The root's insert, for either kind: the value replaced, if any, and
+/// the new root above it when it split.
+fn insert_at<T: Node>(root: &mut Arc<T>, key: Text, value: PVal) -> (Option<PVal>, Option<Root>) {
     match Arc::make_mut(root).insert(key, value) {
-        Ins::Added => Ins::Added,
-        Ins::Replaced(old) => Ins::Replaced(old),
+        Ins::Added => (None, None),
+        Ins::Replaced(old) => (Some(old), None),
         Ins::Split(sep, right) => {
             let mut seps = ArrayVec::new();
-            seps.push(sep.clone());
+            seps.push(sep);
             let mut list = ArrayVec::new();
             list.push(root.clone());
             list.push(right);
-            Ins::Split(
-                sep,
-                Arc::new(Root::Branch(Arc::new(Branch {
-                    seps,
-                    kids: T::kids(list),
-                }))),
-            )
+            let kids = T::kids(list);
+            (None, Some(Root::Branch(Arc::new(Branch { seps, kids }))))
         }
     }
 }
@@ -400,23 +396,22 @@ impl PObj {
 
     /// Set `key` to `value`; the value it had, if any.
     pub fn insert(&mut self, key: Text, value: PVal) -> Option<PVal> {
-        let done = match &mut self.root {
+        let (old, grown) = match &mut self.root {
             None => {
                 let mut es = ArrayVec::new();
                 es.push((key, value));
-                self.root = Some(Root::Leaf(Arc::new(Leaf(es))));
-                Ins::Added
+                (None, Some(Root::Leaf(Arc::new(Leaf(es)))))
             }
             Some(Root::Leaf(l)) => insert_at(l, key, value),
             Some(Root::Branch(b)) => insert_at(b, key, value),
         };
-        match done {
-            Ins::Replaced(old) => return Some(old),
-            Ins::Added => {}
-            Ins::Split(_, root) => self.root = Some(Arc::unwrap_or_clone(root)),
+        if let Some(root) = grown {
+            self.root = Some(root);
         }
-        self.len += 1;
-        None
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
     }
 
     /// Set `key` to `value` unless it has one already.
