@@ -251,7 +251,7 @@ enum Pending {
     /// in `ops`, in order (relative paths; once there is one, every later
     /// change below goes there too, to keep the order).
     Under {
-        keys: std::collections::BTreeMap<Text, Pending>,
+        keys: Keys,
         ops: Vec<(Op, Vec<PathSeg>, Option<PVal>)>,
     },
     /// Set to this value; later changes below are applied to it here.
@@ -260,6 +260,86 @@ enum Pending {
     Set { value: PVal, must: bool },
     /// Removed (`must` as for `Set`).
     Gone { must: bool },
+}
+
+/// The members of a place that changes went below, in key order: a short
+/// sorted list while they are few, as most objects' are (a B-tree node
+/// for each changed member of a big map cost more to make and free than
+/// applying the changes), a B-tree once they are many (a list would move
+/// its tail on every insert).
+#[derive(Debug)]
+enum Keys {
+    List(Vec<(Text, Pending)>),
+    Tree(std::collections::BTreeMap<Text, Pending>),
+}
+
+/// A list of members becomes a tree at this many.
+const KEYS_LIST_MAX: usize = 16;
+
+impl Keys {
+    fn is_empty(&self) -> bool {
+        match self {
+            Keys::List(l) => l.is_empty(),
+            Keys::Tree(t) => t.is_empty(),
+        }
+    }
+
+    /// What is pending at member `k`, made empty if nothing was.
+    fn entry(&mut self, k: &Text) -> &mut Pending {
+        if let Keys::List(l) = self
+            && l.len() >= KEYS_LIST_MAX
+        {
+            *self = Keys::Tree(std::mem::take(l).into_iter().collect());
+        }
+        match self {
+            Keys::List(l) => {
+                let i = match l.binary_search_by(|(m, _)| m.cmp(k)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        l.insert(i, (k.clone(), Pending::default()));
+                        i
+                    }
+                };
+                &mut l[i].1
+            }
+            Keys::Tree(t) => t.entry(k.clone()).or_default(),
+        }
+    }
+}
+
+impl IntoIterator for Keys {
+    type Item = (Text, Pending);
+    type IntoIter = KeysIter;
+
+    fn into_iter(self) -> KeysIter {
+        match self {
+            Keys::List(l) => KeysIter::List(l.into_iter()),
+            Keys::Tree(t) => KeysIter::Tree(t.into_iter()),
+        }
+    }
+}
+
+/// The members of [`Keys`], in key order.
+enum KeysIter {
+    List(std::vec::IntoIter<(Text, Pending)>),
+    Tree(std::collections::btree_map::IntoIter<Text, Pending>),
+}
+
+impl Iterator for KeysIter {
+    type Item = (Text, Pending);
+
+    fn next(&mut self) -> Option<(Text, Pending)> {
+        match self {
+            KeysIter::List(l) => l.next(),
+            KeysIter::Tree(t) => t.next(),
+        }
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Keys {
+        Keys::List(Vec::new())
+    }
 }
 
 impl Default for Pending {
@@ -296,7 +376,7 @@ impl Composed {
                 Pending::Gone { .. } => return Err(fail("below a removed place")),
                 Pending::Under { keys, ops } => match seg {
                     PathSeg::Key(k) if ops.is_empty() => {
-                        node = keys.entry(k.clone()).or_default();
+                        node = keys.entry(k);
                         rest = tail;
                     }
                     _ => {
