@@ -852,14 +852,14 @@ impl MemoryImage {
         })
     }
 
-    /// Read and fold at most `max` new records; returns how many were
-    /// added (0 when the source has nothing new). A caller that must stay
-    /// responsive (the explorer's worker) loads in such steps.
     /// Once a long load in batches is done: see [`Fold::settle`].
     pub fn settle(&mut self) {
         self.fold.settle();
     }
 
+    /// Read and fold at most `max` new records; returns how many were
+    /// added (0 when the source has nothing new). A caller that must stay
+    /// responsive (the explorer's worker) loads in such steps.
     pub fn load_batch(&mut self, max: usize) -> Result<usize, SourceError> {
         let fold = &mut self.fold;
         let read = self.source.read_new(Some(max.max(1)), &mut |r| fold.push(r));

@@ -390,7 +390,9 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
         }
         OBJ => {
             let n = r.len(2)?;
-            table.entries.reserve(n);
+            // Room for them at once (up to a bound: `n` is only as
+            // trustworthy as the file).
+            table.entries.reserve(n.min(1 << 16));
             let from = table.entries.len();
             for _ in 0..n {
                 let k = table.get(r)?;
