@@ -305,34 +305,15 @@ impl Keys {
             Keys::Tree(t) => t.entry(k.clone()).or_default(),
         }
     }
-}
 
-impl IntoIterator for Keys {
-    type Item = (Text, Pending);
-    type IntoIter = KeysIter;
-
-    fn into_iter(self) -> KeysIter {
-        match self {
-            Keys::List(l) => KeysIter::List(l.into_iter()),
-            Keys::Tree(t) => KeysIter::Tree(t.into_iter()),
-        }
-    }
-}
-
-/// The members of [`Keys`], in key order.
-enum KeysIter {
-    List(std::vec::IntoIter<(Text, Pending)>),
-    Tree(std::collections::btree_map::IntoIter<Text, Pending>),
-}
-
-impl Iterator for KeysIter {
-    type Item = (Text, Pending);
-
-    fn next(&mut self) -> Option<(Text, Pending)> {
-        match self {
-            KeysIter::List(l) => l.next(),
-            KeysIter::Tree(t) => t.next(),
-        }
+    /// The members, in key order (one of the two is empty).
+    fn into_sorted(self) -> impl Iterator<Item = (Text, Pending)> {
+        let (list, tree) = match self {
+            Keys::List(l) => (l, Default::default()),
+            Keys::Tree(t) => (Vec::new(), t),
+        };
+        list.into_iter()
+            .chain::<std::collections::BTreeMap<Text, Pending>>(tree)
     }
 }
 
@@ -429,7 +410,7 @@ fn apply_pending(v: &mut PVal, node: Pending, at: &mut Vec<PathSeg>) -> Result<(
             ));
         };
         let missing = |at: &[PathSeg], k: &Text| format!("{}: no member {k:?}", to_pointer(at));
-        for (k, child) in keys {
+        for (k, child) in keys.into_sorted() {
             match child {
                 Pending::Set { value, must: false } => drop(o.insert(k, value)),
                 Pending::Set { value, must: true } => match o.get_mut(k.as_str()) {

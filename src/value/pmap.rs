@@ -490,17 +490,10 @@ impl PObj {
 
     /// The entries in key order.
     pub fn iter(&self) -> Iter<'_> {
-        let mut it = Iter {
-            stack: Vec::new(),
-            leaf: [].iter(),
+        Iter {
+            at: Cursor::new(self),
             left: self.len,
-        };
-        match &self.root {
-            Some(Root::Leaf(l)) => it.leaf = l.0.iter(),
-            Some(Root::Branch(b)) => it.descend(b),
-            None => {}
         }
-        it
     }
 
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &Text> {
@@ -615,51 +608,18 @@ pub enum DiffItem<'a, 'b> {
 
 /// The entries of a [`PObj`] in key order.
 pub struct Iter<'a> {
-    /// The branches above the current leaf, each with the next child to
-    /// visit (on the heap: an iterator sits in the frames of recursive
-    /// functions, which must stay small; a one-leaf map allocates nothing).
-    stack: Vec<(&'a Branch, usize)>,
-    leaf: std::slice::Iter<'a, Entry>,
+    at: Cursor<'a>,
     left: usize,
-}
-
-impl<'a> Iter<'a> {
-    /// Down the first children from `b` to a leaf.
-    fn descend(&mut self, mut b: &'a Branch) {
-        loop {
-            self.stack.push((b, 1));
-            match &b.kids {
-                Kids::Branches(bs) => b = &bs[0],
-                Kids::Leaves(ls) => {
-                    self.leaf = ls[0].0.iter();
-                    return;
-                }
-            }
-        }
-    }
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a Text, &'a PVal);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((k, v)) = self.leaf.next() {
-                self.left -= 1;
-                return Some((k, v));
-            }
-            let (b, i) = self.stack.last_mut()?;
-            let (b, at) = (*b, *i);
-            if at < b.kids.len() {
-                *i += 1;
-                match &b.kids {
-                    Kids::Leaves(ls) => self.leaf = ls[at].0.iter(),
-                    Kids::Branches(bs) => self.descend(&bs[at]),
-                }
-            } else {
-                self.stack.pop();
-            }
-        }
+        let entry = self.at.peek()?;
+        self.at.next();
+        self.left -= 1;
+        Some(entry)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -669,8 +629,11 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
-/// A place in a map, for [`PObj::diff_each`]: the branches above the
-/// current leaf, each with the child being visited, and the entry in it.
+/// A place in a map, for [`Iter`] and [`PObj::diff_each`]: the branches
+/// above the current leaf, each with the child being visited, and the
+/// entry in it. The branches are on the heap: an iterator sits in the
+/// frames of recursive functions, which must stay small (a one-leaf map
+/// allocates nothing).
 struct Cursor<'a> {
     stack: Vec<(&'a Branch, usize)>,
     leaf: &'a [Entry],
