@@ -13,7 +13,7 @@
 //! [`Spill`]): then they cost the memory budget nothing, and every
 //! interval keeps its delta however long the log.
 
-use super::snapshot::codec::{self, ReadTable, Reader, TextTable};
+use super::snapshot::codec::{self, ReadTable, Reader, TextTable, Want};
 use crate::diff::{Change, Composed};
 use crate::value::PVal;
 use std::os::unix::fs::FileExt;
@@ -193,26 +193,62 @@ impl Delta {
 
     /// The changes, each with its old value.
     pub fn changes(&self) -> Result<Vec<Change>, String> {
+        let mut out = Vec::new();
+        self.visit(Want::Both, &mut |op, path, old, value| {
+            out.push(Change {
+                op,
+                path: path.to_vec(),
+                old,
+                value,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Each change in turn, with the values `want` asks for (see
+    /// [`codec::visit_changes`]).
+    fn visit(&self, want: Want, each: &mut codec::EachChange<'_>) -> Result<(), String> {
         let packed = self.packed()?;
         let bytes = lz4_flex::decompress_size_prepended(&packed).map_err(|e| e.to_string())?;
         let mut r = Reader::new(&bytes);
-        let changes = codec::get_changes(&mut r, &mut ReadTable::default(), true).map_err(|e| e.0)?;
+        codec::visit_changes(&mut r, &mut ReadTable::default(), true, want, each).map_err(|e| e.0)?;
         match r.remaining() {
-            0 => Ok(changes),
+            0 => Ok(()),
             n => Err(format!("{n} bytes after the changes")),
         }
     }
 }
 
 /// The deltas of a run of intervals composed into one pass over the state
-/// (see [`Composed`]): forward, or undone (the last first) when not.
+/// (see [`Composed`]): forward, or undone (the last first) when not. Each
+/// change is pushed as it is read, with only the value that way needs.
 pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed, String> {
+    fn delta(d: &Option<Delta>) -> Result<&Delta, String> {
+        d.as_ref().ok_or_else(|| "a delta is missing".into())
+    }
     let mut on = Composed::default();
-    let changes = |d: &Option<Delta>| d.as_ref().ok_or("a delta is missing")?.changes();
-    match forward {
-        true => run.iter().try_for_each(|d| on.push_all(changes(d)?)),
-        false => run.iter().rev().try_for_each(|d| on.push_undo(changes(d)?)),
-    }?;
+    let pushed = |r: Result<(), String>| r.map_err(codec::Corrupt::new);
+    if forward {
+        for d in run {
+            delta(d)?.visit(Want::New, &mut |op, path, _, value| {
+                pushed(on.push(op, path, value))
+            })?;
+        }
+        return Ok(on);
+    }
+    // Undone: the last change of the last delta first.
+    let mut undo = Vec::new();
+    for d in run.iter().rev() {
+        undo.clear();
+        delta(d)?.visit(Want::Old, &mut |op, path, old, _| {
+            undo.push((op.undone(), path.to_vec(), old));
+            Ok(())
+        })?;
+        for (op, path, old) in undo.drain(..).rev() {
+            on.push(op, &path, old)?;
+        }
+    }
     Ok(on)
 }
 

@@ -105,10 +105,12 @@ const FAR_EVERY: usize = 128;
 /// A far state's bytes are read in this many times faster than deltas'
 /// are crossed: a delta holds a path, an old and a new value for every
 /// change, each applied by a walk down the state, where a whole state is
-/// decoded in one pass. On the 10M benchmark log (2.7 MB far states, 16.6
-/// KB deltas) a far state decodes in 57-70 ms (22-27 µs a KB) and a
-/// crossing takes 0.8-1.4 ms a delta (46-86 µs a KB).
-const FAR_BYTES_PER_DELTA_BYTE: usize = 3;
+/// decoded in one pass. On the 10M benchmark log (2.6 MB far states, 16.6
+/// KB deltas) a far state decodes in 34-38 ms inside a seek (about 14 µs a
+/// KB) and crossing deltas from a kept checkpoint takes about 0.9 ms a
+/// delta (56 µs a KB). Going on from a far state, the deltas are composed
+/// beside the decoding and only applying them is left: they count half.
+const FAR_BYTES_PER_DELTA_BYTE: usize = 4;
 
 /// A load that folds at least this many records settles the image at its
 /// end (see [`Fold::settle`]).
@@ -1107,8 +1109,8 @@ impl MemoryImage {
     /// going on from there crosses less: it is decoded and kept as a
     /// checkpoint. Also one after `want` that undoing
     /// back from would cross less (it is only read in; the seek then finds
-    /// it). A whole state costs what deltas of a third as many bytes do
-    /// (see [`FAR_BYTES_PER_DELTA_BYTE`]).
+    /// it). A whole state costs what deltas of a quarter as many bytes do,
+    /// and the deltas from it half (see [`FAR_BYTES_PER_DELTA_BYTE`]).
     fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
         let f = &self.fold;
         if f.far.is_empty() || c >= want {
@@ -1125,13 +1127,13 @@ impl MemoryImage {
             .far
             .range(c + 1..=want)
             .next_back()
-            .map(|(&d, far)| (d, want - d + cost(far)));
+            .map(|(&d, far)| (d, (want - d) / 2 + cost(far)));
         let after = f
             .far
             .range(want + 1..after_kept.unwrap_or(usize::MAX))
             .next()
             .filter(|(d, _)| f.deltas[want..**d].iter().all(Option::is_some))
-            .map(|(&d, far)| (d, d - want + cost(far)));
+            .map(|(&d, far)| (d, (d - want) / 2 + cost(far)));
         let pick = [before, after]
             .into_iter()
             .flatten()

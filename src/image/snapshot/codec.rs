@@ -28,6 +28,10 @@ pub const MAX_DEPTH: usize = 2048;
 /// [`STACK_GROWTH`] bytes.
 const STACK_RED_ZONE: usize = 64 * 1024;
 const STACK_GROWTH: usize = 1024 * 1024;
+/// The stack is looked at every this many levels, not at every value (it
+/// was 2% of decoding a state): a level's frames take a few hundred bytes,
+/// far less than [`STACK_RED_ZONE`] over this many.
+const STACK_CHECK_EVERY: usize = 16;
 
 // ---------------------------------------------------------------------
 // Writing
@@ -316,6 +320,9 @@ fn put_value_at<'s>(
         return Err(format!("the state is nested deeper than {MAX_DEPTH} levels"));
     }
     // Deep values on a thread with a small stack (the explorer's worker).
+    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
+        return put_node(out, table, v, depth);
+    }
     stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || put_node(out, table, v, depth))
 }
 
@@ -368,6 +375,9 @@ pub fn get_value(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<PVal, Corr
 fn get_value_at(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
     if depth > MAX_DEPTH {
         return Err(Corrupt::new("value nested too deep"));
+    }
+    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
+        return get_node(r, table, depth);
     }
     stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || get_node(r, table, depth))
 }
@@ -454,11 +464,53 @@ pub fn put_changes<'s>(
     Ok(())
 }
 
+/// Which values of each change a reader of a change list wants (see
+/// [`visit_changes`]): the other is stepped over, not built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Both (old values only where they were written).
+    Both,
+    /// The new values alone: to apply the changes.
+    New,
+    /// The old values alone: to undo them.
+    Old,
+}
+
 /// Read a change list written by [`put_changes`] (with `olds` as it was
 /// written).
 pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable, olds: bool) -> Result<Vec<Change>, Corrupt> {
+    let mut out = Vec::new();
+    visit_changes(r, table, olds, Want::Both, &mut |op, path, old, value| {
+        out.push(Change {
+            op,
+            path: path.to_vec(),
+            old,
+            value,
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What [`visit_changes`] hands each change to.
+pub type EachChange<'a> = dyn FnMut(Op, &[PathSeg], Option<PVal>, Option<PVal>) -> Result<(), Corrupt> + 'a;
+
+/// Read a change list written by [`put_changes`] (with `olds` as it was
+/// written), handing each change to `each` as it is read: its op, its
+/// path (in a list reused from one change to the next), and the old and
+/// new values `want` asks for (`None` for the other). No list of changes
+/// is built, and the values not wanted are stepped over without building
+/// them: composing deltas reads tens of thousands of changes a seek.
+/// An error from `each` stops the reading and is returned.
+pub fn visit_changes(
+    r: &mut Reader<'_>,
+    table: &mut ReadTable,
+    olds: bool,
+    want: Want,
+    each: &mut EachChange<'_>,
+) -> Result<(), Corrupt> {
     let n = r.len(2)?;
-    let mut out = Vec::with_capacity(n);
+    let mut path = Vec::new();
     for _ in 0..n {
         let op = match r.u8()? {
             0 => Op::Add,
@@ -467,7 +519,7 @@ pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable, olds: bool) -> Res
             _ => return Err(Corrupt::new("bad change")),
         };
         let len = r.len(2)?;
-        let mut path = Vec::with_capacity(len);
+        path.clear();
         for _ in 0..len {
             path.push(match r.u8()? {
                 0 => PathSeg::Key(table.get(r)?),
@@ -475,17 +527,59 @@ pub fn get_changes(r: &mut Reader<'_>, table: &mut ReadTable, olds: bool) -> Res
                 _ => return Err(Corrupt::new("bad change")),
             });
         }
+        let mut value_if = |wanted: bool| match wanted {
+            true => get_value(r, table).map(Some),
+            false => skip_value(r, table).map(|()| None),
+        };
         let old = match olds && op != Op::Add {
-            true => Some(get_value(r, table)?),
+            true => value_if(want != Want::New)?,
             false => None,
         };
         let value = match op != Op::Remove {
-            true => Some(get_value(r, table)?),
+            true => value_if(want != Want::Old)?,
             false => None,
         };
-        out.push(Change { op, path, old, value });
+        each(op, &path, old, value)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Step over a value written by [`put_value`] without building it. Its new
+/// strings still go into `table`: the values after it may refer to them.
+pub fn skip_value(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<(), Corrupt> {
+    skip_value_at(r, table, 0)
+}
+
+fn skip_value_at(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<(), Corrupt> {
+    if depth > MAX_DEPTH {
+        return Err(Corrupt::new("value nested too deep"));
+    }
+    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
+        return skip_node(r, table, depth);
+    }
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || skip_node(r, table, depth))
+}
+
+fn skip_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<(), Corrupt> {
+    match r.u8()? {
+        NULL | FALSE | TRUE => {}
+        INT => drop(r.zigzag()?),
+        FLOAT => drop(r.u64_le()?),
+        STR => drop(table.get(r)?),
+        ARR => {
+            for _ in 0..r.len(1)? {
+                skip_value_at(r, table, depth + 1)?;
+            }
+        }
+        OBJ => {
+            for _ in 0..r.len(2)? {
+                drop(table.get(r)?);
+                skip_value_at(r, table, depth + 1)?;
+            }
+        }
+        t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -526,6 +620,78 @@ mod tests {
         // Every truncation is an error, not a panic.
         for cut in 0..out.len() {
             assert!(get_value(&mut Reader::new(&out[..cut]), &mut ReadTable::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn a_change_list_visited_for_one_side_skips_the_other_and_still_reads_its_strings() {
+        // Strings first written inside an old value ("gone", "k") are
+        // referred to by later changes: skipping the old values must still
+        // put them in the table.
+        let state = |t: &str| PVal::from_json(t).unwrap();
+        let a = state(r#"{"u":{"x":{"k":"gone","n":[1,{"k":2}]},"y":1},"z":[true,2.5]}"#);
+        let b = state(r#"{"u":{"y":"gone","w":{"k":"k"}},"z":[false,"gone",null]}"#);
+        let changes = crate::diff::diff(&a, &b);
+        let mut out = Vec::new();
+        put_changes(&mut out, &mut TextTable::default(), &changes, true).unwrap();
+        let all = get_changes(&mut Reader::new(&out), &mut ReadTable::default(), true).unwrap();
+        assert_eq!(all.len(), changes.len());
+        for want in [Want::Both, Want::New, Want::Old] {
+            let mut r = Reader::new(&out);
+            let mut seen = Vec::new();
+            visit_changes(
+                &mut r,
+                &mut ReadTable::default(),
+                true,
+                want,
+                &mut |op, path, old, value| {
+                    seen.push((op, path.to_vec(), old, value));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(r.remaining(), 0);
+            assert_eq!(seen.len(), all.len());
+            for ((op, path, old, value), c) in seen.iter().zip(&all) {
+                assert_eq!((*op, path), (c.op, &c.path));
+                let json = |v: &Option<PVal>| v.as_ref().map(PVal::to_json);
+                let (keep_old, keep_new) = (want != Want::New, want != Want::Old);
+                assert_eq!(json(old), if keep_old { json(&c.old) } else { None });
+                assert_eq!(json(value), if keep_new { json(&c.value) } else { None });
+            }
+            // Applied, the new values give `b`; undone, the old ones `a`.
+            let mut s = a.clone();
+            match want {
+                Want::Old => {
+                    s = b.clone();
+                    for (op, path, old, _) in seen.into_iter().rev() {
+                        crate::diff::apply_change(&mut s, op.undone(), &path, old).unwrap();
+                    }
+                    assert_eq!(s.to_json(), a.to_json());
+                }
+                _ => {
+                    for (op, path, _, value) in seen {
+                        crate::diff::apply_change(&mut s, op, &path, value).unwrap();
+                    }
+                    assert_eq!(s.to_json(), b.to_json());
+                }
+            }
+        }
+        // Every truncation is an error, not a panic, whichever side is read.
+        for cut in 0..out.len() {
+            for want in [Want::New, Want::Old] {
+                let mut r = Reader::new(&out[..cut]);
+                assert!(
+                    visit_changes(
+                        &mut r,
+                        &mut ReadTable::default(),
+                        true,
+                        want,
+                        &mut |_, _, _, _| Ok(())
+                    )
+                    .is_err()
+                );
+            }
         }
     }
 
