@@ -8,6 +8,11 @@
 use crate::diff::{Change, Op};
 use crate::value::{PObj, PVal, PathSeg, Text};
 use std::collections::HashMap;
+
+/// The string tables' hashing: foldhash, several times faster than the
+/// standard library's SipHash on short strings (SipHash was a quarter of
+/// encoding a whole state), and seeded per process all the same.
+type Hashing = foldhash::fast::RandomState;
 use std::sync::Arc;
 
 /// Why a snapshot could not be decoded.
@@ -157,7 +162,7 @@ impl<'a> Reader<'a> {
 /// sharing an allocation, such as a reducer's error messages).
 #[derive(Default)]
 pub struct ArcTable {
-    map: HashMap<Text, u64>,
+    map: HashMap<Text, u64, Hashing>,
     strings: Vec<Text>,
 }
 
@@ -216,7 +221,7 @@ pub fn get_ref(r: &mut Reader<'_>, table: &[Text]) -> Result<Text, Corrupt> {
 /// and share one allocation when read back.
 #[derive(Default)]
 pub struct TextTable<'s> {
-    map: HashMap<&'s str, u64>,
+    map: HashMap<&'s str, u64, Hashing>,
 }
 
 impl<'s> TextTable<'s> {
