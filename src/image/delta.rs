@@ -193,28 +193,26 @@ impl Delta {
 
     /// The changes, each with its old value.
     pub fn changes(&self) -> Result<Vec<Change>, String> {
-        let mut out = Vec::new();
-        self.visit(Want::Both, &mut |op, path, old, value| {
-            out.push(Change {
-                op,
-                path: path.to_vec(),
-                old,
-                value,
-            });
-            Ok(())
-        })?;
-        Ok(out)
+        self.read(&mut |r, table| codec::get_changes(r, table, true))
     }
 
     /// Each change in turn, with the values `want` asks for (see
     /// [`codec::visit_changes`]).
     fn visit(&self, want: Want, each: &mut codec::EachChange<'_>) -> Result<(), String> {
+        self.read(&mut |r, table| codec::visit_changes(r, table, true, want, each))
+    }
+
+    /// What `read` makes of the change list, which must take all the bytes.
+    fn read<T>(
+        &self,
+        read: &mut dyn FnMut(&mut Reader<'_>, &mut ReadTable) -> Result<T, codec::Corrupt>,
+    ) -> Result<T, String> {
         let packed = self.packed()?;
         let bytes = lz4_flex::decompress_size_prepended(&packed).map_err(|e| e.to_string())?;
         let mut r = Reader::new(&bytes);
-        codec::visit_changes(&mut r, &mut ReadTable::default(), true, want, each).map_err(|e| e.0)?;
+        let out = read(&mut r, &mut ReadTable::default()).map_err(|e| e.0)?;
         match r.remaining() {
-            0 => Ok(()),
+            0 => Ok(out),
             n => Err(format!("{n} bytes after the changes")),
         }
     }
