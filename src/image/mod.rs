@@ -697,7 +697,12 @@ mod graveyard {
 
     /// Wait until everything buried so far is freed.
     pub fn wait() {
-        while pending() {
+        wait_until(0);
+    }
+
+    /// Wait until no more than `left` burials are still to be freed.
+    pub fn wait_until(left: usize) {
+        while backlog() > left {
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
@@ -1142,11 +1147,10 @@ impl MemoryImage {
             .0;
         // A whole state is about to be allocated: with the states of more
         // than the last seek still being freed (the thread freeing them
-        // fell behind), wait for them first, so that no more than one
-        // seek's leftovers and the new state are in memory at once.
-        if graveyard::backlog() > 1 {
-            graveyard::wait();
-        }
+        // fell behind), wait for the older ones, so that no more than one
+        // seek's leftovers and the new state are in memory at once. (Not
+        // for the last one too: it is freed beside the decoding.)
+        graveyard::wait_until(1);
         // With every delta between there: straight to `want`, the far
         // state decoded on a second thread while this one composes them.
         self.fold.far_reads += 1;
