@@ -235,17 +235,20 @@ pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed,
         }
         return Ok(on);
     }
-    // Undone: the last change of the last delta first.
-    let mut undo = Vec::new();
+    // Undone: the last delta first (each one's changes gathered, since
+    // they are undone last first), without its new values.
     for d in run.iter().rev() {
-        undo.clear();
-        delta(d)?.visit(Want::Old, &mut |op, path, old, _| {
-            undo.push((op.undone(), path.to_vec(), old));
+        let mut changes = Vec::new();
+        delta(d)?.visit(Want::Old, &mut |op, path, old, value| {
+            changes.push(Change {
+                op,
+                path: path.to_vec(),
+                old,
+                value,
+            });
             Ok(())
         })?;
-        for (op, path, old) in undo.drain(..).rev() {
-            on.push(op, &path, old)?;
-        }
+        on.push_undo(changes)?;
     }
     Ok(on)
 }

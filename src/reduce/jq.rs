@@ -827,7 +827,7 @@ mod tests {
         let deep = || run_filter("reduce range(900) as $i (null; {a: ., b: $i})", &PVal::Null).unwrap();
         let (a, b) = (deep(), deep());
         assert!(a == b);
-        assert!(!crate::diff::diff(&a[0], &b[0]).iter().any(|_| true));
+        assert!(crate::diff::diff(&a[0], &b[0]).is_empty());
         drop((a, b));
     }
 }

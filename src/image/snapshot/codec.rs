@@ -8,12 +8,12 @@
 use crate::diff::{Change, Op};
 use crate::value::{PObj, PVal, PathSeg, Text};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The string tables' hashing: foldhash, several times faster than the
 /// standard library's SipHash on short strings (SipHash was a quarter of
 /// encoding a whole state), and seeded per process all the same.
 type Hashing = foldhash::fast::RandomState;
-use std::sync::Arc;
 
 /// Why a snapshot could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,16 @@ const STACK_GROWTH: usize = 1024 * 1024;
 /// was 2% of decoding a state): a level's frames take a few hundred bytes,
 /// far less than [`STACK_RED_ZONE`] over this many.
 const STACK_CHECK_EVERY: usize = 16;
+
+/// Run `f`, a step `depth` levels down a value, on a new stack segment
+/// when little of this one is left (looked at every [`STACK_CHECK_EVERY`]
+/// levels).
+fn down<T>(depth: usize, f: impl FnOnce() -> T) -> T {
+    match depth.is_multiple_of(STACK_CHECK_EVERY) {
+        true => stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, f),
+        false => f(),
+    }
+}
 
 // ---------------------------------------------------------------------
 // Writing
@@ -325,10 +335,7 @@ fn put_value_at<'s>(
         return Err(format!("the state is nested deeper than {MAX_DEPTH} levels"));
     }
     // Deep values on a thread with a small stack (the explorer's worker).
-    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
-        return put_node(out, table, v, depth);
-    }
-    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || put_node(out, table, v, depth))
+    down(depth, || put_node(out, table, v, depth))
 }
 
 fn put_node<'s>(
@@ -381,10 +388,7 @@ fn get_value_at(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Resu
     if depth > MAX_DEPTH {
         return Err(Corrupt::new("value nested too deep"));
     }
-    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
-        return get_node(r, table, depth);
-    }
-    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || get_node(r, table, depth))
+    down(depth, || get_node(r, table, depth))
 }
 
 fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
@@ -559,10 +563,7 @@ fn skip_value_at(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Res
     if depth > MAX_DEPTH {
         return Err(Corrupt::new("value nested too deep"));
     }
-    if !depth.is_multiple_of(STACK_CHECK_EVERY) {
-        return skip_node(r, table, depth);
-    }
-    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || skip_node(r, table, depth))
+    down(depth, || skip_node(r, table, depth))
 }
 
 fn skip_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<(), Corrupt> {
