@@ -94,13 +94,18 @@ const NEAR_FOCUS: usize = 4;
 
 /// A checkpoint thinned at a multiple of this many intervals is kept whole
 /// in the scratch file (a far state, see `Fold::far`) rather than dropped:
-/// far apart (past level 7 of thinning), a seek would otherwise cross
+/// far apart (past level 6 of thinning), a seek would otherwise cross
 /// hundreds of intervals by deltas. On the 10M benchmark log, 128 against
 /// 256 (two runs against four): seek p50 128-129 ms against 145-177, p99
 /// 191-197 against 243-332, 146 far states (374 MB of scratch file) against
 /// 69 (177 MB), the fold within the machine's noise; 32 took the fold from
-/// 130k to 58k events/s (encoding whole states on the second core).
-const FAR_EVERY: usize = 128;
+/// 130k to 58k events/s (encoding whole states on the second core). Once
+/// encoding was faster (foldhash), 64 against 128 on one machine on one
+/// day: 294 far states (752 MB) against 148 (379 MB), the seeks' deltas
+/// from the far state applied in 10.0 ms against 15.3 (median), seek p50
+/// 63.1 against 69.9 ms, p99 100.6 against 109.7; the fold 87k against
+/// 100k events/s, within that day's noise (86k-113k).
+const FAR_EVERY: usize = 64;
 
 /// A far state's bytes are read in this many times faster than deltas'
 /// are crossed: a delta holds a path, an old and a new value for every

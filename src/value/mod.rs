@@ -6,6 +6,7 @@
 //! touches, so every state of a fold can be kept cheaply. Object keys are
 //! kept sorted, which is also the order `evscope state` prints.
 
+pub mod hot;
 pub(crate) mod jaq;
 pub(crate) mod json;
 pub(crate) mod order;

@@ -251,6 +251,8 @@ impl<'s> TextTable<'s> {
 /// The reading side of [`TextTable`].
 pub struct ReadTable {
     strings: Vec<Text>,
+    /// How many times each string was referred to, up to [`HOT_AFTER`].
+    refs: Vec<u8>,
     /// The entries of the objects being read (see [`PObj::from_sorted_tail`]).
     entries: Vec<(Text, PVal)>,
 }
@@ -259,7 +261,11 @@ pub struct ReadTable {
 const SPARE_MAX: usize = 1 << 20;
 
 /// The lists of a [`ReadTable`].
-type Lists = (Vec<Text>, Vec<(Text, PVal)>);
+type Lists = (Vec<Text>, Vec<u8>, Vec<(Text, PVal)>);
+
+/// A string referred to this many times is swapped for a static one (see
+/// [`crate::value::hot`]): the clones after it cost no atomic operation.
+const HOT_AFTER: u8 = 4;
 
 thread_local! {
     /// The lists of the last table dropped on this thread, emptied, for the
@@ -270,38 +276,56 @@ thread_local! {
 
 impl Default for ReadTable {
     fn default() -> ReadTable {
-        let (strings, entries) = SPARE.take();
-        ReadTable { strings, entries }
+        let (strings, refs, entries) = SPARE.take();
+        ReadTable {
+            strings,
+            refs,
+            entries,
+        }
     }
 }
 
 impl Drop for ReadTable {
     fn drop(&mut self) {
-        let (mut strings, mut entries) = (
+        let (mut strings, mut refs, mut entries) = (
             std::mem::take(&mut self.strings),
+            std::mem::take(&mut self.refs),
             std::mem::take(&mut self.entries),
         );
         if strings.capacity() <= SPARE_MAX && entries.capacity() <= SPARE_MAX {
             strings.clear();
+            refs.clear();
             entries.clear();
-            SPARE.set((strings, entries));
+            SPARE.set((strings, refs, entries));
         }
     }
 }
 
 impl ReadTable {
+    #[inline]
     pub fn get(&mut self, r: &mut Reader<'_>) -> Result<Text, Corrupt> {
         match r.varint()? {
             0 => {
                 let s: Text = Text::from(r.str()?);
                 self.strings.push(s.clone());
+                self.refs.push(0);
                 Ok(s)
             }
-            k => usize::try_from(k - 1)
-                .ok()
-                .and_then(|i| self.strings.get(i))
-                .cloned()
-                .ok_or_else(|| Corrupt::new("string reference out of range")),
+            k => {
+                let i = usize::try_from(k - 1).unwrap_or(usize::MAX);
+                let (Some(s), Some(n)) = (self.strings.get_mut(i), self.refs.get_mut(i)) else {
+                    return Err(Corrupt::new("string reference out of range"));
+                };
+                if *n < HOT_AFTER {
+                    *n += 1;
+                    if *n == HOT_AFTER
+                        && let Some(hot) = crate::value::hot::hot(s)
+                    {
+                        *s = hot;
+                    }
+                }
+                Ok(s.clone())
+            }
         }
     }
 }
@@ -415,10 +439,23 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
             let from = table.entries.len();
             for _ in 0..n {
                 let k = table.get(r)?;
-                let v = get_value_at(r, table, depth + 1);
+                // A number or a string (most members) is read here: going
+                // down and back for it, the value was handed back through
+                // memory, stalling on reading it again.
+                let v = match r.buf.get(r.at).copied() {
+                    Some(INT) => {
+                        r.at += 1;
+                        PVal::Int(r.zigzag()?)
+                    }
+                    Some(STR) => {
+                        r.at += 1;
+                        PVal::Str(table.get(r)?)
+                    }
+                    _ => get_value_at(r, table, depth + 1)?,
+                };
                 // On an error the object's entries are left in the list,
                 // which is dropped with the table.
-                table.entries.push((k, v?));
+                table.entries.push((k, v));
             }
             // Written in key order: built in one pass (out of order, from a
             // damaged file, they are inserted one by one instead).
@@ -723,6 +760,40 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn strings_referred_to_often_come_back_static_and_the_rest_counted() {
+        let hot = format!("plan-{}", line!());
+        let cold = format!("name-{}", line!());
+        let v = PVal::arr(
+            (0..10)
+                .map(|_| PVal::str(&hot))
+                .chain([PVal::str(&cold), PVal::str(&cold)]),
+        );
+        let mut out = Vec::new();
+        put_value(&mut out, &mut TextTable::default(), &v).unwrap();
+        let back = get_value(&mut Reader::new(&out), &mut ReadTable::default()).unwrap();
+        assert_eq!(back, v);
+        let items: Vec<&Text> = back
+            .as_arr()
+            .unwrap()
+            .iter()
+            .map(|x| match x {
+                PVal::Str(s) => s,
+                _ => unreachable!(),
+            })
+            .collect();
+        // The first reads and the first few references are counted; from
+        // the HOT_AFTER-th reference on, one static string.
+        let from = usize::from(HOT_AFTER);
+        assert!(items[..from].iter().all(|s| !Text::is_static(s)));
+        assert!(
+            items[from..10]
+                .iter()
+                .all(|s| Text::is_static(s) && Text::ptr_eq(s, items[from]))
+        );
+        assert!(items[10..].iter().all(|s| !Text::is_static(s)));
     }
 
     #[test]
