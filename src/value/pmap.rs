@@ -28,6 +28,11 @@ const SEPS_MAX: usize = KIDS_MAX - 1;
 
 type Entry = (Text, PVal);
 
+/// The entries of a map that fits in one leaf (see [`PObj::from_small`]).
+pub type Small = ArrayVec<Entry, LEAF_MAX>;
+/// The most entries a [`Small`] holds.
+pub const SMALL_MAX: usize = LEAF_MAX;
+
 #[derive(Clone)]
 struct Leaf(ArrayVec<Entry, LEAF_MAX>);
 
@@ -448,6 +453,20 @@ impl PObj {
     /// bottom up with full nodes. Entries out of order (from a damaged file,
     /// say) are not trusted: they are inserted one by one, the last of a
     /// key winning.
+    /// The map of a few entries, in one leaf when they are in key order
+    /// (a decoder reads a small object's members straight into one);
+    /// otherwise inserted one by one (the later of a key given twice kept).
+    pub fn from_small(entries: Small) -> PObj {
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return entries.into_iter().collect();
+        }
+        let len = entries.len();
+        PObj {
+            root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf(entries)))),
+            len,
+        }
+    }
+
     pub fn from_sorted(mut entries: Vec<(Text, PVal)>) -> PObj {
         PObj::from_sorted_tail(&mut entries, 0)
     }

@@ -6,7 +6,7 @@
 //! truncated, flipped or replaced by anything.
 
 use crate::diff::{Change, Op};
-use crate::value::{PObj, PVal, PathSeg, Text};
+use crate::value::{PObj, PVal, PathSeg, SMALL_MAX, Small, Text};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,7 +36,8 @@ const STACK_GROWTH: usize = 1024 * 1024;
 /// The stack is looked at every this many levels, not at every value (it
 /// was 2% of decoding a state): a level's frames take a few hundred bytes,
 /// far less than [`STACK_RED_ZONE`] over this many.
-const STACK_CHECK_EVERY: usize = 16;
+/// (At every level in a debug build, whose frames are many times larger.)
+const STACK_CHECK_EVERY: usize = if cfg!(debug_assertions) { 1 } else { 16 };
 
 /// Run `f`, a step `depth` levels down a value, on a new stack segment
 /// when little of this one is left (looked at every [`STACK_CHECK_EVERY`]
@@ -436,23 +437,13 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
             // Room for them at once (up to a bound: `n` is only as
             // trustworthy as the file).
             table.entries.reserve(n.min(1 << 16));
+            if n <= SMALL_MAX {
+                return small_object(r, table, n, depth);
+            }
             let from = table.entries.len();
             for _ in 0..n {
                 let k = table.get(r)?;
-                // A number or a string (most members) is read here: going
-                // down and back for it, the value was handed back through
-                // memory, stalling on reading it again.
-                let v = match r.buf.get(r.at).copied() {
-                    Some(INT) => {
-                        r.at += 1;
-                        PVal::Int(r.zigzag()?)
-                    }
-                    Some(STR) => {
-                        r.at += 1;
-                        PVal::Str(table.get(r)?)
-                    }
-                    _ => get_value_at(r, table, depth + 1)?,
-                };
+                let v = member(r, table, depth)?;
                 // On an error the object's entries are left in the list,
                 // which is dropped with the table.
                 table.entries.push((k, v));
@@ -463,6 +454,61 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
         }
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     })
+}
+
+/// The value of a member of an object at `depth`. Numbers, strings and
+/// small objects (a user's record) are read here, in the caller's loop:
+/// going down and back for each, the value was handed back through memory
+/// and the caller stalled reading it again (the two hottest instructions of
+/// decoding a far state).
+#[inline(always)]
+fn member(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
+    match r.buf.get(r.at).copied() {
+        Some(INT) => {
+            r.at += 1;
+            Ok(PVal::Int(r.zigzag()?))
+        }
+        Some(STR) => {
+            r.at += 1;
+            Ok(PVal::Str(table.get(r)?))
+        }
+        Some(OBJ) if depth < MAX_DEPTH => {
+            let tag = r.at;
+            r.at += 1;
+            match r.len(2)? {
+                n if n <= SMALL_MAX => small_object(r, table, n, depth + 1),
+                // Only the tag and the length were read: again, below.
+                _ => {
+                    r.at = tag;
+                    get_value_at(r, table, depth + 1)
+                }
+            }
+        }
+        _ => get_value_at(r, table, depth + 1),
+    }
+}
+
+/// An object of `n` members, at most [`SMALL_MAX`], at `depth`: read into
+/// one leaf, without going through the table's list.
+#[inline(always)]
+fn small_object(r: &mut Reader<'_>, table: &mut ReadTable, n: usize, depth: usize) -> Result<PVal, Corrupt> {
+    let mut entries = Small::new();
+    for _ in 0..n {
+        let k = table.get(r)?;
+        let v = match r.buf.get(r.at).copied() {
+            Some(INT) => {
+                r.at += 1;
+                PVal::Int(r.zigzag()?)
+            }
+            Some(STR) => {
+                r.at += 1;
+                PVal::Str(table.get(r)?)
+            }
+            _ => get_value_at(r, table, depth + 1)?,
+        };
+        entries.push((k, v));
+    }
+    Ok(PVal::Obj(PObj::from_small(entries)))
 }
 
 // ---------------------------------------------------------------------
@@ -794,6 +840,39 @@ mod tests {
                 .all(|s| Text::is_static(s) && Text::ptr_eq(s, items[from]))
         );
         assert!(items[10..].iter().all(|s| !Text::is_static(s)));
+    }
+
+    #[test]
+    fn deep_objects_of_one_member_are_read_on_a_small_stack() {
+        // Each level a small object, read in its parent's loop: the stack
+        // is still looked at as it goes down.
+        let mut bytes = Vec::new();
+        for _ in 0..MAX_DEPTH {
+            bytes.extend([OBJ, 1, 0, 1, b'a']);
+        }
+        bytes.push(NULL);
+        let small_stack = std::thread::Builder::new().stack_size(256 << 10);
+        let read = small_stack
+            .spawn(move || get_value(&mut Reader::new(&bytes), &mut ReadTable::default()))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        // Looked at and dropped on a thread with room (both recurse).
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                let mut depth = 0;
+                let mut at = &read;
+                while let Some(inner) = at.as_obj().and_then(|o| o.get("a")) {
+                    depth += 1;
+                    at = inner;
+                }
+                assert_eq!((depth, at), (MAX_DEPTH, &PVal::Null));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
