@@ -449,10 +449,6 @@ impl PObj {
         Some(old)
     }
 
-    /// A map of `entries`, which are sorted by key with no key twice, built
-    /// bottom up with full nodes. Entries out of order (from a damaged file,
-    /// say) are not trusted: they are inserted one by one, the last of a
-    /// key winning.
     /// The map of a few entries, in one leaf when they are in key order
     /// (a decoder reads a small object's members straight into one);
     /// otherwise inserted one by one (the later of a key given twice kept).
@@ -467,6 +463,10 @@ impl PObj {
         }
     }
 
+    /// A map of `entries`, which are sorted by key with no key twice, built
+    /// bottom up with full nodes. Entries out of order (from a damaged file,
+    /// say) are not trusted: they are inserted one by one, the last of a
+    /// key winning.
     pub fn from_sorted(mut entries: Vec<(Text, PVal)>) -> PObj {
         PObj::from_sorted_tail(&mut entries, 0)
     }

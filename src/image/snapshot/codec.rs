@@ -436,10 +436,10 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
             let n = r.len(2)?;
             // Room for them at once (up to a bound: `n` is only as
             // trustworthy as the file).
-            table.entries.reserve(n.min(1 << 16));
             if n <= SMALL_MAX {
                 return small_object(r, table, n, depth);
             }
+            table.entries.reserve(n.min(1 << 16));
             let from = table.entries.len();
             for _ in 0..n {
                 let k = table.get(r)?;
@@ -463,15 +463,10 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
 /// decoding a far state).
 #[inline(always)]
 fn member(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
+    if let Some(v) = scalar(r, table)? {
+        return Ok(v);
+    }
     match r.buf.get(r.at).copied() {
-        Some(INT) => {
-            r.at += 1;
-            Ok(PVal::Int(r.zigzag()?))
-        }
-        Some(STR) => {
-            r.at += 1;
-            Ok(PVal::Str(table.get(r)?))
-        }
         Some(OBJ) if depth < MAX_DEPTH => {
             let tag = r.at;
             r.at += 1;
@@ -495,20 +490,30 @@ fn small_object(r: &mut Reader<'_>, table: &mut ReadTable, n: usize, depth: usiz
     let mut entries = Small::new();
     for _ in 0..n {
         let k = table.get(r)?;
-        let v = match r.buf.get(r.at).copied() {
-            Some(INT) => {
-                r.at += 1;
-                PVal::Int(r.zigzag()?)
-            }
-            Some(STR) => {
-                r.at += 1;
-                PVal::Str(table.get(r)?)
-            }
-            _ => get_value_at(r, table, depth + 1)?,
+        let v = match scalar(r, table)? {
+            Some(v) => v,
+            None => get_value_at(r, table, depth + 1)?,
         };
         entries.push((k, v));
     }
     Ok(PVal::Obj(PObj::from_small(entries)))
+}
+
+/// The number or string at `r`, read; `None` (nothing read) for any other
+/// value.
+#[inline(always)]
+fn scalar(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<Option<PVal>, Corrupt> {
+    Ok(match r.buf.get(r.at).copied() {
+        Some(INT) => {
+            r.at += 1;
+            Some(PVal::Int(r.zigzag()?))
+        }
+        Some(STR) => {
+            r.at += 1;
+            Some(PVal::Str(table.get(r)?))
+        }
+        _ => None,
+    })
 }
 
 // ---------------------------------------------------------------------
