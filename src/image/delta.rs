@@ -209,8 +209,12 @@ impl Delta {
     ) -> Result<T, String> {
         let packed = self.packed()?;
         let bytes = lz4_flex::decompress_size_prepended(&packed).map_err(|e| e.to_string())?;
+        // The bytes are checked (or this process's own): the big objects
+        // in them keep them, and their parts are read when first asked
+        // for (a far state's, mostly: see `ReadTable::lazily`).
+        let bytes = Arc::new(bytes);
         let mut r = Reader::new(&bytes);
-        let out = read(&mut r, &mut ReadTable::default()).map_err(|e| e.0)?;
+        let out = read(&mut r, &mut ReadTable::lazily(bytes.clone())).map_err(|e| e.0)?;
         match r.remaining() {
             0 => Ok(out),
             n => Err(format!("{n} bytes after the changes")),

@@ -125,6 +125,10 @@ const SETTLE_AFTER: usize = 1 << 16;
 /// over the state, see [`crate::diff::Composed`]) rather than one by one.
 const COMPOSE_FROM: usize = 2;
 
+/// A far seek composes its deltas this many at a time, applying each
+/// batch while the next is composed (see [`MemoryImage::read_in_far`]).
+const COMPOSE_BATCH: usize = 4;
+
 /// Marks a job of the delta maker as a far state (from null to the state)
 /// for the checkpoint in the other bits, not a delta for an interval.
 const FAR_JOB: usize = 1 << (usize::BITS - 1);
@@ -1164,37 +1168,65 @@ impl MemoryImage {
         if between.clone().all(|j| f.deltas[j].is_some()) {
             let far = &f.far[&pick];
             let deltas = &f.deltas[between];
-            let (decoded, composed) = std::thread::scope(|scope| {
-                // The deltas are composed on a second thread while this one
-                // decodes the far state (which then lives in this thread's
-                // arena, with the rest of the image).
+            let forward = pick <= want;
+            let reached = std::thread::scope(|scope| {
+                // The deltas are composed on a second thread, a few at a
+                // time, while this one reads the far state (which then
+                // lives in this thread's arena, with the rest of the
+                // image) and applies each batch as it comes: read lazily,
+                // the far state is ready long before all are composed.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let batches = move || {
+                    // Undoing goes from the last delta back.
+                    let order: Vec<&[Option<Delta>]> = match forward {
+                        true => deltas.chunks(COMPOSE_BATCH).collect(),
+                        false => deltas.rchunks(COMPOSE_BATCH).collect(),
+                    };
+                    for run in order {
+                        let composed = delta::composed(run, forward);
+                        let failed = composed.is_err();
+                        if tx.send(composed).is_err() || failed {
+                            return;
+                        }
+                    }
+                };
                 let composing = std::thread::Builder::new()
                     .name("evscope-compose".into())
-                    .spawn_scoped(scope, move || delta::composed(deltas, pick <= want));
+                    .spawn_scoped(scope, batches.clone());
+                // No thread to be had: here, once the state is read.
+                let here = composing.is_err().then_some(batches);
                 let mut state = PVal::Null;
-                let decoded = far.apply(&mut state).map(|()| state);
-                let composed = match composing {
-                    Ok(thread) => thread.join().unwrap_or_else(|_| Err("composing failed".into())),
-                    // No thread to be had: here, once the state is decoded.
-                    Err(_) => delta::composed(deltas, pick <= want),
-                };
-                (decoded, composed)
+                if far.apply(&mut state).is_err() {
+                    return Err(true);
+                }
+                if let Some(batches) = here {
+                    batches();
+                }
+                let mut left = deltas.len().div_ceil(COMPOSE_BATCH);
+                for composed in rx.iter().take(left) {
+                    // The state is this seek's alone: changed in place.
+                    composed.and_then(|on| on.apply(&mut state)).map_err(|_| false)?;
+                    left -= 1;
+                }
+                // The thread ended without all of them: one by one below.
+                if left > 0 {
+                    return Err(false);
+                }
+                Ok(state)
             });
-            match (decoded, composed) {
-                (Ok(mut state), Ok(on)) => {
-                    // The decoded state is this seek's alone: changed in place.
-                    if on.apply(&mut state).is_ok() {
-                        self.fold.checkpoints[want] = Some(state.clone());
-                        return Some((want, state));
-                    }
+            match reached {
+                Ok(state) => {
+                    self.fold.checkpoints[want] = Some(state.clone());
+                    return Some((want, state));
                 }
                 // A whole state that does not check out is forgotten.
-                (Err(_), _) => {
+                Err(true) => {
                     self.fold.far.remove(&pick);
                     return None;
                 }
-                // A delta that does not apply: the way below, one by one.
-                (Ok(_), Err(_)) => {}
+                // A delta that does not compose or apply: the way below,
+                // one by one.
+                Err(false) => {}
             }
         }
         let mut state = PVal::Null;
@@ -1516,6 +1548,17 @@ mod tests {
         seed: u64,
         options: ImageOptions,
     ) -> (MemoryImage, Vec<PVal>) {
+        folded_keys(dir, n, seed, 13, options)
+    }
+
+    /// As [`folded_with`], the events spread over `keys` keys.
+    fn folded_keys(
+        dir: &std::path::Path,
+        n: usize,
+        seed: u64,
+        keys: u64,
+        options: ImageOptions,
+    ) -> (MemoryImage, Vec<PVal>) {
         let mut x = seed | 1;
         let mut text = String::new();
         for i in 0..n {
@@ -1523,7 +1566,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let ty = if x.is_multiple_of(11) { "del" } else { "add" };
-            let k = format!("k{}", (x >> 8) % 13);
+            let k = format!("k{}", (x >> 8) % keys);
             text += &format!(
                 r#"{{"id":{},"type":"{ty}","data":{{"k":"{k}","v":{}}}}}"#,
                 i + 1,
@@ -1813,6 +1856,54 @@ mod tests {
         image.fold.thin();
         image.fold.collect_deltas(true);
         assert!(image.fold.far.is_empty());
+    }
+
+    #[test]
+    fn far_states_of_a_big_map_are_read_lazily_and_crossed_in_batches_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let thinned = || {
+            let options = ImageOptions {
+                checkpoint_interval: Some(1),
+                memory_budget: None,
+                scratch_dir: Some(dir.path().to_path_buf()),
+            };
+            let (mut image, states) = folded_keys(dir.path(), 2100, 9, 400, options);
+            image.fold.focus = 0;
+            image.fold.thin_level = 10;
+            image.fold.thin();
+            image.fold.thin();
+            image.fold.collect_deltas(true);
+            assert!(image.fold.far.contains_key(&768) && image.fold.far.contains_key(&832));
+            (image, states)
+        };
+        let (mut image, states) = thinned();
+        let members = |s: &PVal| s.as_obj().map_or(0, |o| o.len());
+        // Written in parts, so read lazily.
+        assert!(members(&states[700]) > 4 * snapshot::codec::CHUNKED_FROM);
+        // Back from 832 across 19 deltas (batches of COMPOSE_BATCH, the
+        // last one short).
+        assert_eq!(image.state_after(812).unwrap(), states[813]);
+        assert_eq!(image.fold.far_reads, 1);
+        assert!(
+            image.fold.checkpoints[813].is_some(),
+            "straight to the seek's checkpoint"
+        );
+        for i in [1000, 1100, 1530, 300, 2000, 1281, 700, 5, 1919] {
+            let state = image.state_after(i).unwrap();
+            assert_eq!(state, states[i + 1], "after {i}");
+            assert_eq!(state.to_json(), states[i + 1].to_json(), "after {i}");
+            assert_eq!(image.state_before(i).unwrap(), states[i], "before {i}");
+        }
+        assert!(image.fold.far_reads > 1);
+        // On from 768 across 21.
+        let (mut image, states) = thinned();
+        assert_eq!(image.state_after(788).unwrap(), states[789]);
+        assert_eq!(image.fold.far_reads, 1);
+        assert!(
+            image.fold.checkpoints[789].is_some(),
+            "straight to the seek's checkpoint"
+        );
+        assert_eq!(image.state_before(788).unwrap(), states[788]);
     }
 
     #[test]

@@ -74,7 +74,7 @@ use std::time::{Duration, SystemTime};
 
 /// The snapshot format. Any change to what is written, or to what a fold
 /// produces for the same input, must bump it.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Logs with fewer events are not saved: refolding them is about as fast
 /// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
 pub const DEFAULT_MIN_EVENTS: usize = 100_000;

@@ -14,11 +14,17 @@
 //! sorted entries bottom up ([`PObj::from_sorted`]), in one pass, with full
 //! nodes. The diff skips the subtrees two maps share, as `imbl`'s did, so a
 //! diff and an equality cost the size of the difference.
+//!
+//! A map can also be built with its leaves not read yet ([`PObj::lazy`]):
+//! each is read from its source the first time anything looks at it (once,
+//! whichever thread asks first) and made an ordinary leaf when changed. A
+//! far seek reads a whole state this way, then changes the part its
+//! deltas touch; until every leaf is read the map keeps its source's bytes.
 
 use super::{PVal, Text};
 use arrayvec::ArrayVec;
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Entries in a leaf, at most.
 const LEAF_MAX: usize = 6;
@@ -34,7 +40,30 @@ pub type Small = ArrayVec<Entry, LEAF_MAX>;
 pub const SMALL_MAX: usize = LEAF_MAX;
 
 #[derive(Clone)]
-struct Leaf(ArrayVec<Entry, LEAF_MAX>);
+struct Leaf(Body);
+
+/// A leaf's entries, or where to read them from when first asked for.
+#[derive(Clone)]
+enum Body {
+    Ready(ArrayVec<Entry, LEAF_MAX>),
+    Lazy(Lazy),
+}
+
+/// A leaf not read yet (see [`PObj::lazy`]): read once, by whichever
+/// thread first asks; a change to it reads it into an ordinary leaf.
+#[derive(Clone)]
+struct Lazy {
+    read: OnceLock<Box<Small>>,
+    src: Arc<dyn LeafSource>,
+    at: u32,
+}
+
+/// Where the leaves of a map made by [`PObj::lazy`] are read from.
+pub trait LeafSource: Send + Sync {
+    /// The entries of the leaf at `at`, in key order. A source holds bytes
+    /// that were checked when it was made: failing here is a bug.
+    fn entries(&self, at: u32) -> Small;
+}
 
 /// Child `i` holds the keys from `seps[i - 1]` (inclusive) up to `seps[i]`
 /// (exclusive). Every leaf is at the same depth.
@@ -118,8 +147,46 @@ fn slot(seps: &[Text], key: &str) -> usize {
 }
 
 impl Leaf {
+    fn ready(entries: ArrayVec<Entry, LEAF_MAX>) -> Leaf {
+        Leaf(Body::Ready(entries))
+    }
+
+    /// The entries, read first if they are not yet.
+    #[inline]
+    fn entries(&self) -> &[Entry] {
+        match &self.0 {
+            Body::Ready(e) => e,
+            Body::Lazy(l) => l.read.get_or_init(|| Box::new(l.src.entries(l.at))),
+        }
+    }
+
+    /// The entries to change: a leaf not read yet becomes an ordinary one.
+    fn entries_mut(&mut self) -> &mut ArrayVec<Entry, LEAF_MAX> {
+        if let Body::Lazy(l) = &mut self.0 {
+            let read = match l.read.take() {
+                Some(e) => *e,
+                None => l.src.entries(l.at),
+            };
+            self.0 = Body::Ready(read);
+        }
+        match &mut self.0 {
+            Body::Ready(e) => e,
+            Body::Lazy(_) => unreachable!("the leaf was made ready just above"),
+        }
+    }
+
+    fn into_entries(self) -> ArrayVec<Entry, LEAF_MAX> {
+        match self.0 {
+            Body::Ready(e) => e,
+            Body::Lazy(l) => match l.read.into_inner() {
+                Some(e) => *e,
+                None => l.src.entries(l.at),
+            },
+        }
+    }
+
     fn find(&self, key: &str) -> Result<usize, usize> {
-        search(&self.0, key, |e| e.0.as_str())
+        search(self.entries(), key, |e| e.0.as_str())
     }
 }
 
@@ -127,43 +194,46 @@ impl Node for Leaf {
     const MIN: usize = LEAF_MAX / 2;
 
     fn size(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     fn insert(&mut self, key: Text, value: PVal) -> Ins<Leaf> {
-        match self.find(&key) {
-            Ok(i) => Ins::Replaced(std::mem::replace(&mut self.0[i].1, value)),
+        let entries = self.entries_mut();
+        match search(entries, &key, |e| e.0.as_str()) {
+            Ok(i) => Ins::Replaced(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
-                if !self.0.is_full() {
-                    self.0.insert(i, (key, value));
+                if !entries.is_full() {
+                    entries.insert(i, (key, value));
                     return Ins::Added;
                 }
                 let mid = LEAF_MAX / 2;
-                let mut right: ArrayVec<Entry, LEAF_MAX> = self.0.drain(mid..).collect();
+                let mut right: ArrayVec<Entry, LEAF_MAX> = entries.drain(mid..).collect();
                 match i <= mid {
-                    true => self.0.insert(i, (key, value)),
+                    true => entries.insert(i, (key, value)),
                     false => right.insert(i - mid, (key, value)),
                 }
-                Ins::Split(right[0].0.clone(), Arc::new(Leaf(right)))
+                Ins::Split(right[0].0.clone(), Arc::new(Leaf::ready(right)))
             }
         }
     }
 
     fn remove(&mut self, key: &str) -> Option<PVal> {
-        let i = self.find(key).ok()?;
-        Some(self.0.remove(i).1)
+        let entries = self.entries_mut();
+        let i = search(entries, key, |e| e.0.as_str()).ok()?;
+        Some(entries.remove(i).1)
     }
 
     fn balance(&mut self, right: &mut Leaf, _sep: &Text) -> Option<Text> {
-        let mut all: Vec<Entry> = self.0.drain(..).chain(right.0.drain(..)).collect();
+        let (left, right) = (self.entries_mut(), right.entries_mut());
+        let mut all: Vec<Entry> = left.drain(..).chain(right.drain(..)).collect();
         if all.len() <= LEAF_MAX {
-            self.0.extend(all);
+            left.extend(all);
             return None;
         }
         let half = all.len() / 2;
-        right.0.extend(all.drain(half..));
-        self.0.extend(all);
-        Some(right.0[0].0.clone())
+        right.extend(all.drain(half..));
+        left.extend(all);
+        Some(right[0].0.clone())
     }
 
     fn kids(list: ArrayVec<Arc<Leaf>, KIDS_MAX>) -> Kids {
@@ -362,14 +432,14 @@ impl PObj {
 
     pub fn get(&self, key: &str) -> Option<&PVal> {
         let mut b = match self.root.as_ref()? {
-            Root::Leaf(l) => return l.find(key).ok().map(|i| &l.0[i].1),
+            Root::Leaf(l) => return l.find(key).ok().map(|i| &l.entries()[i].1),
             Root::Branch(b) => b,
         };
         loop {
             let i = slot(&b.seps, key);
             match &b.kids {
                 Kids::Branches(bs) => b = &bs[i],
-                Kids::Leaves(ls) => return ls[i].find(key).ok().map(|j| &ls[i].0[j].1),
+                Kids::Leaves(ls) => return ls[i].find(key).ok().map(|j| &ls[i].entries()[j].1),
             }
         }
     }
@@ -395,8 +465,9 @@ impl PObj {
                 }
             }
         };
-        let i = leaf.find(key).ok()?;
-        Some(&mut leaf.0[i].1)
+        let entries = leaf.entries_mut();
+        let i = search(entries, key, |e| e.0.as_str()).ok()?;
+        Some(&mut entries[i].1)
     }
 
     /// Set `key` to `value`; the value it had, if any.
@@ -405,7 +476,7 @@ impl PObj {
             None => {
                 let mut es = ArrayVec::new();
                 es.push((key, value));
-                (None, Some(Root::Leaf(Arc::new(Leaf(es)))))
+                (None, Some(Root::Leaf(Arc::new(Leaf::ready(es)))))
             }
             Some(Root::Leaf(l)) => insert_at(l, key, value),
             Some(Root::Branch(b)) => insert_at(b, key, value),
@@ -442,7 +513,7 @@ impl PObj {
                 Some(Root::Branch(b)) if b.kids.len() == 1 => {
                     Some(with_kids!(&b.kids, k => Node::root(k[0].clone())))
                 }
-                Some(Root::Leaf(l)) if l.0.is_empty() => None,
+                Some(Root::Leaf(l)) if l.entries().is_empty() => None,
                 _ => break,
             };
         }
@@ -458,7 +529,7 @@ impl PObj {
         }
         let len = entries.len();
         PObj {
-            root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf(entries)))),
+            root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf::ready(entries)))),
             len,
         }
     }
@@ -486,18 +557,52 @@ impl PObj {
         let mut entries = list.drain(from..);
         if len <= LEAF_MAX {
             return PObj {
-                root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf(entries.collect())))),
+                root: (len > 0).then(|| Root::Leaf(Arc::new(Leaf::ready(entries.collect())))),
                 len,
             };
         }
         // Leaves, each with its first key; then branches over them.
         let leaves: Vec<(Text, Arc<Leaf>)> = even_parts(len, LEAF_MAX)
             .map(|n| {
-                let leaf = Leaf(entries.by_ref().take(n).collect());
-                (leaf.0[0].0.clone(), Arc::new(leaf))
+                let leaf: ArrayVec<Entry, LEAF_MAX> = entries.by_ref().take(n).collect();
+                (leaf[0].0.clone(), Arc::new(Leaf::ready(leaf)))
             })
             .collect();
         let mut level = branches_over(leaves);
+        while level.len() > 1 {
+            level = branches_over(level);
+        }
+        PObj {
+            root: level.pop().map(|(_, b)| Root::Branch(b)),
+            len,
+        }
+    }
+
+    /// A map of `len` entries whose leaves are read from `src` only when
+    /// first asked for: `leaves` gives each leaf's first key and where
+    /// `src` finds it, in key order, with as many entries each as
+    /// [`leaf_sizes`] says for `len`. Reading a far state this way builds
+    /// only the branches over its biggest object; the leaves a seek then
+    /// changes are read, the rest wait until something looks at them.
+    pub fn lazy(len: usize, src: Arc<dyn LeafSource>, leaves: Vec<(Text, u32)>) -> PObj {
+        let mut level: Vec<(Text, Arc<Leaf>)> = leaves
+            .into_iter()
+            .map(|(first, at)| {
+                let lazy = Lazy {
+                    read: OnceLock::new(),
+                    src: src.clone(),
+                    at,
+                };
+                (first, Arc::new(Leaf(Body::Lazy(lazy))))
+            })
+            .collect();
+        if level.len() <= 1 {
+            return PObj {
+                root: level.pop().map(|(_, l)| Root::Leaf(l)),
+                len,
+            };
+        }
+        let mut level = branches_over(level);
         while level.len() > 1 {
             level = branches_over(level);
         }
@@ -584,7 +689,13 @@ impl PObj {
 
 /// `n` items split into as few parts of at most `max` as can be, as even
 /// as can be (so none is less than half full when there are two or more).
-fn even_parts(n: usize, max: usize) -> impl Iterator<Item = usize> {
+/// How many entries each leaf of a map of `len` entries built in one pass
+/// holds (see [`PObj::from_sorted`] and [`PObj::lazy`]).
+pub fn leaf_sizes(len: usize) -> impl ExactSizeIterator<Item = usize> {
+    even_parts(len, LEAF_MAX)
+}
+
+fn even_parts(n: usize, max: usize) -> impl ExactSizeIterator<Item = usize> {
     let parts = n.div_ceil(max).max(1);
     let (each, extra) = (n / parts, n % parts);
     (0..parts).map(move |i| each + usize::from(i < extra))
@@ -678,7 +789,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn enter(&mut self, leaf: &'a Leaf) {
-        self.leaf = &leaf.0;
+        self.leaf = leaf.entries();
         self.at = leaf;
         self.pos = 0;
     }
@@ -772,8 +883,8 @@ impl IntoIterator for PObj {
     fn into_iter(self) -> Self::IntoIter {
         fn leaf(l: Arc<Leaf>, out: &mut Vec<Entry>) {
             match Arc::try_unwrap(l) {
-                Ok(l) => out.extend(l.0),
-                Err(l) => out.extend(l.0.iter().cloned()),
+                Ok(l) => out.extend(l.into_entries()),
+                Err(l) => out.extend(l.entries().iter().cloned()),
             }
         }
         fn branch(b: Arc<Branch>, out: &mut Vec<Entry>) {
@@ -833,11 +944,11 @@ mod tests {
             }
         }
         fn leaf(l: &Leaf, at: &Bounds, root: bool, count: &mut usize) -> usize {
-            assert!(!l.0.is_empty());
-            assert!(root || !l.underfull(), "leaf of {}", l.0.len());
-            assert!(l.0.windows(2).all(|w| w[0].0 < w[1].0));
-            assert!(l.0.iter().all(|e| at.holds(&e.0)));
-            *count += l.0.len();
+            assert!(!l.entries().is_empty());
+            assert!(root || !l.underfull(), "leaf of {}", l.entries().len());
+            assert!(l.entries().windows(2).all(|w| w[0].0 < w[1].0));
+            assert!(l.entries().iter().all(|e| at.holds(&e.0)));
+            *count += l.entries().len();
             0
         }
         fn branch(b: &Branch, at: &Bounds, root: bool, count: &mut usize) -> usize {

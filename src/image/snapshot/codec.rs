@@ -6,7 +6,7 @@
 //! truncated, flipped or replaced by anything.
 
 use crate::diff::{Change, Op};
-use crate::value::{PObj, PVal, PathSeg, SMALL_MAX, Small, Text};
+use crate::value::{LeafSource, PObj, PVal, PathSeg, SMALL_MAX, Small, Text, leaf_sizes};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -230,27 +230,74 @@ pub fn get_ref(r: &mut Reader<'_>, table: &[Text]) -> Result<Text, Corrupt> {
 /// entry. A state is written in one go, so its table can be built as it
 /// goes; the repeated keys of a large state then cost a byte or two each
 /// and share one allocation when read back.
+///
+/// Inside the leaf-sized parts of a big object (see [`CHUNKED`]) each
+/// part's table starts with the object's shared strings, numbered first;
+/// one map serves all the parts, each string marked with the part that
+/// numbered it (one lookup a string).
 #[derive(Default)]
 pub struct TextTable<'s> {
+    /// Each string's number, the part it was numbered in above
+    /// [`PART_SHIFT`] (0 outside parts).
     map: HashMap<&'s str, u64, Hashing>,
+    /// The part being written, shifted (0 outside parts).
+    part: u64,
+    /// The number of the next new string.
+    next: u64,
 }
 
+/// Where a string's part starts in its [`TextTable`] entry.
+const PART_SHIFT: u32 = 40;
+/// The part of the strings every part of a big object shares.
+const ALL_PARTS: u64 = (1 << (64 - PART_SHIFT)) - 1;
+/// A big object of more parts than this is written whole.
+const MAX_PARTS: usize = (ALL_PARTS - 1) as usize;
+
 impl<'s> TextTable<'s> {
+    #[inline]
     pub fn put(&mut self, out: &mut Vec<u8>, s: &'s str) {
-        let next = self.map.len() as u64 + 1;
+        let new = self.part | (self.next + 1);
         match self.map.entry(s) {
-            std::collections::hash_map::Entry::Occupied(e) => put_varint(out, *e.get()),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(next);
-                out.push(0);
-                put_bytes(out, s.as_bytes());
+            std::collections::hash_map::Entry::Occupied(e) if matches!(*e.get() >> PART_SHIFT, p if p << PART_SHIFT == self.part || p == ALL_PARTS) =>
+            {
+                return put_varint(out, *e.get() & ((1 << PART_SHIFT) - 1));
             }
+            std::collections::hash_map::Entry::Occupied(mut e) => *e.get_mut() = new,
+            std::collections::hash_map::Entry::Vacant(e) => drop(e.insert(new)),
         }
+        self.next += 1;
+        out.push(0);
+        put_bytes(out, s.as_bytes());
+    }
+
+    /// A table for the parts of a big object that share `shared`.
+    fn for_parts(shared: &[&'s str]) -> TextTable<'s> {
+        let mut map = HashMap::with_capacity_and_hasher(shared.len(), Hashing::default());
+        for (i, s) in shared.iter().enumerate() {
+            map.insert(*s, (ALL_PARTS << PART_SHIFT) | (i as u64 + 1));
+        }
+        TextTable {
+            map,
+            part: 0,
+            next: 0,
+        }
+    }
+
+    /// Start the next part: its own strings are numbered after the shared.
+    fn next_part(&mut self, shared: usize) {
+        self.part += 1 << PART_SHIFT;
+        self.next = shared as u64;
     }
 }
 
 /// The reading side of [`TextTable`].
 pub struct ReadTable {
+    /// The shared strings of a big object's part, numbered before the
+    /// part's own (see [`CHUNKED`]).
+    base: Option<Arc<[Text]>>,
+    /// The bytes being read, when held where the leaves of a big object
+    /// can keep them to be read later (see [`ReadTable::lazily`]).
+    owner: Option<Arc<Vec<u8>>>,
     strings: Vec<Text>,
     /// How many times each string was referred to, up to [`HOT_AFTER`].
     refs: Vec<u8>,
@@ -279,6 +326,8 @@ impl Default for ReadTable {
     fn default() -> ReadTable {
         let (strings, refs, entries) = SPARE.take();
         ReadTable {
+            base: None,
+            owner: None,
             strings,
             refs,
             entries,
@@ -303,6 +352,25 @@ impl Drop for ReadTable {
 }
 
 impl ReadTable {
+    /// A table for reading from `bytes`, which it keeps: a big object read
+    /// with it has its leaves read when first asked for (see
+    /// [`PObj::lazy`]), from these bytes, which must not change and must
+    /// have been checked (a part that fails to read then is a bug).
+    pub fn lazily(bytes: Arc<Vec<u8>>) -> ReadTable {
+        let mut t = ReadTable::default();
+        if u32::try_from(bytes.len()).is_ok() {
+            t.owner = Some(bytes);
+        }
+        t
+    }
+
+    /// The bytes `r` reads, when this table holds them.
+    fn owner_of(&self, r: &Reader<'_>) -> Option<&Arc<Vec<u8>>> {
+        self.owner
+            .as_ref()
+            .filter(|o| std::ptr::eq(o.as_ptr(), r.buf.as_ptr()) && o.len() == r.buf.len())
+    }
+
     #[inline]
     pub fn get(&mut self, r: &mut Reader<'_>) -> Result<Text, Corrupt> {
         match r.varint()? {
@@ -313,7 +381,13 @@ impl ReadTable {
                 Ok(s)
             }
             k => {
-                let i = usize::try_from(k - 1).unwrap_or(usize::MAX);
+                let mut i = usize::try_from(k - 1).unwrap_or(usize::MAX);
+                if let Some(base) = &self.base {
+                    match base.get(i) {
+                        Some(s) => return Ok(s.clone()),
+                        None => i -= base.len(),
+                    }
+                }
                 let (Some(s), Some(n)) = (self.strings.get_mut(i), self.refs.get_mut(i)) else {
                     return Err(Corrupt::new("string reference out of range"));
                 };
@@ -342,6 +416,18 @@ const FLOAT: u8 = 4;
 const STR: u8 = 5;
 const ARR: u8 = 6;
 const OBJ: u8 = 7;
+/// An object of more than [`CHUNKED_FROM`] members, written in leaf-sized
+/// parts (as [`leaf_sizes`] cuts it) that can be read one by one, when
+/// first asked for: its member count; the strings more than one part
+/// uses, numbered first in each part's table; the count of parts; then
+/// each part's first key, byte length, and bytes (its member count, then
+/// its members, with a string table of its own). A seek far into a big
+/// log reads a whole state: this way it reads only the parts it changes.
+const CHUNKED: u8 = 8;
+/// Objects with more members than this are written in parts.
+pub const CHUNKED_FROM: usize = 64;
+/// The parts of a big object sampled for the strings they share.
+const SAMPLE_EVERY: usize = 8;
 
 /// Append `v`. Object keys come out in their (sorted) order; strings go
 /// through `table`. Fails only when the value is nested deeper than
@@ -392,6 +478,9 @@ fn put_node<'s>(
                 put_value_at(out, table, x, depth + 1)?;
             }
         }
+        PVal::Obj(o) if o.len() > CHUNKED_FROM && o.len() / SMALL_MAX < MAX_PARTS => {
+            put_chunked(out, o, depth)?
+        }
         PVal::Obj(o) => {
             out.push(OBJ);
             put_varint(out, o.len() as u64);
@@ -402,6 +491,83 @@ fn put_node<'s>(
         }
     }
     Ok(())
+}
+
+/// A big object in parts (see [`CHUNKED`]).
+fn put_chunked<'s>(out: &mut Vec<u8>, o: &'s PObj, depth: usize) -> Result<(), String> {
+    out.push(CHUNKED);
+    put_varint(out, o.len() as u64);
+    let sizes: Vec<usize> = leaf_sizes(o.len()).collect();
+    // The strings of more than one part (in the order first met), as a
+    // sample of every eighth part finds them: a string missed is written
+    // in each part that has it, which costs bytes, never answers.
+    let mut met: HashMap<&'s str, (usize, bool), Hashing> = HashMap::default();
+    let mut order = Vec::new();
+    let mut members = o.iter();
+    for (part, &n) in sizes.iter().enumerate() {
+        if part % SAMPLE_EVERY != 0 {
+            members.by_ref().take(n).for_each(drop);
+            continue;
+        }
+        // Not the object's own keys: each is in one part only.
+        for v in members.by_ref().take(n).map(|(_, v)| v) {
+            let mut note = |s: &'s str| match met.entry(s) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().1 |= e.get().0 != part,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((part, false));
+                    order.push(s);
+                }
+            };
+            strings_of(v, depth + 1, &mut note);
+        }
+    }
+    let shared: Vec<&'s str> = order.into_iter().filter(|s| met[s].1).collect();
+    put_varint(out, shared.len() as u64);
+    for s in &shared {
+        put_bytes(out, s.as_bytes());
+    }
+    put_varint(out, sizes.len() as u64);
+    let mut members = o.iter();
+    let mut table = TextTable::for_parts(&shared);
+    for n in sizes {
+        table.next_part(shared.len());
+        // Its first key, then its length (four bytes, filled in after).
+        let mut first = true;
+        let mut at = 0;
+        for (k, v) in members.by_ref().take(n) {
+            if std::mem::take(&mut first) {
+                put_bytes(out, k.as_bytes());
+                at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                put_varint(out, n as u64);
+            }
+            table.put(out, k);
+            put_value_at(out, &mut table, v, depth + 1)?;
+        }
+        let len = u32::try_from(out.len() - at - 4)
+            .map_err(|_| "a part of a big object is over 4 GB".to_string())?;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Each string `v` puts in its table (not those of big objects in it,
+/// which have tables of their own).
+fn strings_of<'s>(v: &'s PVal, depth: usize, each: &mut dyn FnMut(&'s str)) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    down(depth, || match v {
+        PVal::Str(s) => each(s),
+        PVal::Arr(a) => a.iter().for_each(|x| strings_of(x, depth + 1, each)),
+        PVal::Obj(o) if o.len() <= CHUNKED_FROM => {
+            for (k, x) in o.iter() {
+                each(k);
+                strings_of(x, depth + 1, each);
+            }
+        }
+        _ => {}
+    })
 }
 
 /// Read a value written by [`put_value`].
@@ -452,8 +618,113 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
             // damaged file, they are inserted one by one instead).
             PVal::Obj(PObj::from_sorted_tail(&mut table.entries, from))
         }
+        CHUNKED => get_chunked(r, table, depth)?,
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     })
+}
+
+/// A big object written in parts (see [`CHUNKED`]): lazily when `table`
+/// holds the bytes, else all now.
+fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
+    let n = r.len(2)?;
+    let g = r.len(1)?;
+    let mut base = Vec::with_capacity(g);
+    for _ in 0..g {
+        let s = Text::from(r.str()?);
+        // Shared by many parts: static when the pool has room, so that
+        // the many clones cost no atomic operations.
+        base.push(crate::value::hot::hot(&s).unwrap_or(s));
+    }
+    let base: Arc<[Text]> = base.into();
+    let parts = r.len(3)?;
+    let mut sizes = leaf_sizes(n);
+    if parts != sizes.len() {
+        return Err(Corrupt::new("a big object's parts do not add up"));
+    }
+    let bad = || Corrupt::new("a big object's part is not the size it must be");
+    if let Some(owner) = table.owner_of(r).cloned() {
+        let mut leaves = Vec::with_capacity(parts);
+        for want in sizes {
+            let first = Text::from(r.str()?);
+            let body = part_body(r)?;
+            let at = r.at - body.len();
+            if Reader::new(body).varint()? != want as u64 {
+                return Err(bad());
+            }
+            // The owner's length fits in a u32 (see `ReadTable::lazily`).
+            leaves.push((first, at as u32));
+        }
+        let src = Arc::new(Parts { bytes: owner, base });
+        return Ok(PVal::Obj(PObj::lazy(n, src, leaves)));
+    }
+    let mut part = ReadTable::default();
+    part.base = Some(base);
+    let from = table.entries.len();
+    table.entries.reserve(n.min(1 << 16));
+    for want in sizes.by_ref() {
+        r.bytes()?;
+        let mut p = Reader::new(part_body(r)?);
+        if p.varint()? != want as u64 {
+            return Err(bad());
+        }
+        part.strings.clear();
+        part.refs.clear();
+        for _ in 0..want {
+            let k = part.get(&mut p)?;
+            let v = member(&mut p, &mut part, depth)?;
+            table.entries.push((k, v));
+        }
+        if p.remaining() != 0 {
+            return Err(bad());
+        }
+    }
+    Ok(PVal::Obj(PObj::from_sorted_tail(&mut table.entries, from)))
+}
+
+/// The bytes of a part of a big object, after its first key.
+fn part_body<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], Corrupt> {
+    let mut n = [0; 4];
+    n.copy_from_slice(r.take(4)?);
+    r.take(u32::from_le_bytes(n) as usize)
+}
+
+/// The parts of a big object read lazily (see [`get_chunked`]).
+struct Parts {
+    bytes: Arc<Vec<u8>>,
+    base: Arc<[Text]>,
+}
+
+impl Parts {
+    fn read(&self, at: u32) -> Result<Small, Corrupt> {
+        let mut r = Reader {
+            buf: &self.bytes,
+            at: at as usize,
+        };
+        let n = r.len(2)?;
+        if n > SMALL_MAX {
+            return Err(Corrupt::new("a big object's part is too big"));
+        }
+        let mut table = ReadTable::default();
+        table.base = Some(self.base.clone());
+        table.owner = Some(self.bytes.clone());
+        let mut entries = Small::new();
+        for _ in 0..n {
+            let k = table.get(&mut r)?;
+            let v = member(&mut r, &mut table, 0)?;
+            entries.push((k, v));
+        }
+        Ok(entries)
+    }
+}
+
+impl LeafSource for Parts {
+    fn entries(&self, at: u32) -> Small {
+        // The bytes were checked before the part's first key and size
+        // were read from them; they are this object's alone and never
+        // change. A part that does not read back is a bug in this file.
+        self.read(at)
+            .unwrap_or_else(|e| panic!("a big object's part no longer reads back: {}", e.0))
+    }
 }
 
 /// The value of a member of an object at `depth`. Numbers, strings and
@@ -671,6 +942,17 @@ fn skip_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<
                 skip_value_at(r, table, depth + 1)?;
             }
         }
+        // Its strings are its own: stepped over whole.
+        CHUNKED => {
+            r.len(2)?;
+            for _ in 0..r.len(1)? {
+                r.bytes()?;
+            }
+            for _ in 0..r.len(3)? {
+                r.bytes()?;
+                part_body(r)?;
+            }
+        }
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     }
     Ok(())
@@ -701,6 +983,118 @@ mod tests {
         let eleven = [0xffu8; 11];
         assert!(Reader::new(&eleven).varint().is_err());
         assert!(Reader::new(&[0x80, 0x80]).varint().is_err());
+    }
+
+    /// An object of `n` records keyed by unique names, with strings every
+    /// part shares (field names, plans), some shared by a few, unique
+    /// ones, and a big object nested in one record.
+    fn big(n: usize, seed: u64) -> PVal {
+        let mut x = seed | 1;
+        let mut members = Vec::new();
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut record = format!(
+                r#"{{"plan":"{}","credits":{},"name":"José {}","ip":"10.0.{}.{}""#,
+                ["free", "pro", "team"][(x % 3) as usize],
+                x % 1000,
+                x % 37,
+                x % 256,
+                i
+            );
+            if i == n / 2 {
+                let inner: Vec<String> = (0..3 * CHUNKED_FROM)
+                    .map(|j| format!(r#""in{j}":[{j},"plan"]"#))
+                    .collect();
+                record += &format!(r#","inner":{{{}}}"#, inner.join(","));
+            }
+            members.push(format!(r#""user-{i:05}-ø@example.org":{record}}}"#));
+        }
+        PVal::from_json(&format!("{{{}}}", members.join(","))).unwrap()
+    }
+
+    /// `v` read back from `out`, lazily: the reader, checked to have read
+    /// it all.
+    fn lazily(out: &[u8]) -> PVal {
+        let bytes = Arc::new(out.to_vec());
+        let mut r = Reader::new(&bytes);
+        let v = get_value(&mut r, &mut ReadTable::lazily(bytes.clone())).unwrap();
+        assert_eq!(r.remaining(), 0);
+        v
+    }
+
+    #[test]
+    fn big_objects_are_written_in_parts_and_read_back_whole_or_lazily() {
+        let v = big(700, 3);
+        let mut out = Vec::new();
+        put_value(&mut out, &mut TextTable::default(), &v).unwrap();
+        assert_eq!(out[0], CHUNKED);
+        let eager = get_value(&mut Reader::new(&out), &mut ReadTable::default()).unwrap();
+        assert_eq!(eager, v);
+        assert_eq!(eager.to_json(), v.to_json());
+        let lazy = lazily(&out);
+        assert_eq!(lazy.to_json(), v.to_json());
+        assert_eq!(lazy, v);
+        // Stepped over whole, with what comes after it read right.
+        let mut two = out.clone();
+        put_value(&mut two, &mut TextTable::default(), &PVal::str("after")).unwrap();
+        let mut r = Reader::new(&two);
+        skip_value(&mut r, &mut ReadTable::default()).unwrap();
+        assert_eq!(
+            get_value(&mut r, &mut ReadTable::default()).unwrap(),
+            PVal::str("after")
+        );
+        // Cut or damaged anywhere, read whole: an error or some value,
+        // never a panic (a lazy read is only for checked bytes).
+        for at in (0..out.len()).step_by(61) {
+            assert!(get_value(&mut Reader::new(&out[..at]), &mut ReadTable::default()).is_err());
+            let mut bad = out.clone();
+            bad[at] ^= 0x5a;
+            let _ = get_value(&mut Reader::new(&bad), &mut ReadTable::default());
+        }
+    }
+
+    #[test]
+    fn a_lazily_read_object_changes_like_any_other_and_leaves_its_copies_alone() {
+        let v = big(500, 11);
+        let mut out = Vec::new();
+        put_value(&mut out, &mut TextTable::default(), &v).unwrap();
+        let lazy = lazily(&out);
+        let kept = lazy.clone();
+        let (PVal::Obj(mut a), PVal::Obj(mut b)) = (lazy, v.clone()) else {
+            panic!("objects")
+        };
+        let keys: Vec<Text> = b.keys().cloned().collect();
+        for (i, k) in keys.iter().enumerate().step_by(3) {
+            match i % 4 {
+                0 => assert_eq!(a.remove(k), b.remove(k)),
+                1 => assert_eq!(
+                    a.insert(k.clone(), PVal::from(i as i64)),
+                    b.insert(k.clone(), PVal::from(i as i64))
+                ),
+                2 => {
+                    let new = Text::from(format!("{k}+").as_str());
+                    assert_eq!(a.insert(new.clone(), PVal::Null), b.insert(new, PVal::Null));
+                }
+                _ => {
+                    *a.get_mut(k).unwrap() = PVal::Bool(true);
+                    *b.get_mut(k).unwrap() = PVal::Bool(true);
+                }
+            }
+        }
+        assert_eq!(a.len(), b.len());
+        assert_eq!(PVal::Obj(a).to_json(), PVal::Obj(b).to_json());
+        assert_eq!(kept, v, "the copy made before the changes is as read");
+        // Read by several threads at once, each leaf read once for all.
+        let shared = lazily(&out);
+        let want = v.to_json();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert_eq!(shared.to_json(), want));
+            }
+        });
+        assert_eq!(crate::diff::diff(&shared, &v), vec![]);
     }
 
     #[test]
