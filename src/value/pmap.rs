@@ -568,6 +568,18 @@ impl PObj {
                 (leaf[0].0.clone(), Arc::new(Leaf::ready(leaf)))
             })
             .collect();
+        PObj::over(leaves, len)
+    }
+
+    /// A map of `len` entries in `leaves` (each with its first key, in key
+    /// order), with branches built over them.
+    fn over(mut leaves: Vec<(Text, Arc<Leaf>)>, len: usize) -> PObj {
+        if leaves.len() <= 1 {
+            return PObj {
+                root: leaves.pop().map(|(_, l)| Root::Leaf(l)),
+                len,
+            };
+        }
         let mut level = branches_over(leaves);
         while level.len() > 1 {
             level = branches_over(level);
@@ -585,7 +597,7 @@ impl PObj {
     /// only the branches over its biggest object; the leaves a seek then
     /// changes are read, the rest wait until something looks at them.
     pub fn lazy(len: usize, src: Arc<dyn LeafSource>, leaves: Vec<(Text, u32)>) -> PObj {
-        let mut level: Vec<(Text, Arc<Leaf>)> = leaves
+        let leaves = leaves
             .into_iter()
             .map(|(first, at)| {
                 let lazy = Lazy {
@@ -596,20 +608,7 @@ impl PObj {
                 (first, Arc::new(Leaf(Body::Lazy(lazy))))
             })
             .collect();
-        if level.len() <= 1 {
-            return PObj {
-                root: level.pop().map(|(_, l)| Root::Leaf(l)),
-                len,
-            };
-        }
-        let mut level = branches_over(level);
-        while level.len() > 1 {
-            level = branches_over(level);
-        }
-        PObj {
-            root: level.pop().map(|(_, b)| Root::Branch(b)),
-            len,
-        }
+        PObj::over(leaves, len)
     }
 
     /// The entries in key order.
