@@ -4,8 +4,9 @@
 //! atomic operation on its count. Decoding a state clones the strings it
 //! repeats (an object's keys, values such as a plan's name) hundreds of
 //! thousands of times: on the 10M benchmark log those atomic operations
-//! were four fifths of reading the string table, 11% of the seeks' time. A string the decoder meets often is swapped for a
-//! static one from this pool (see [`arcstr::ArcStr::leak`]), whose clones
+//! were four fifths of reading the string table, 11% of the seeks'
+//! time. A string the decoder meets often is swapped for a static one
+//! from this pool (see [`arcstr::ArcStr::leak`]), whose clones
 //! and drops touch no count. Static strings are never freed, so the pool
 //! is bounded: short strings only, up to [`POOL_STRINGS`] of them and
 //! [`POOL_BYTES`] in all; past that, strings stay counted.

@@ -141,6 +141,11 @@ fn search<T>(items: &[T], key: &str, key_of: impl Fn(&T) -> &str) -> Result<usiz
     Err(lo)
 }
 
+/// Where `key` is among a leaf's `entries`, or would go.
+fn find_in(entries: &[Entry], key: &str) -> Result<usize, usize> {
+    search(entries, key, |e| e.0.as_str())
+}
+
 /// The child whose range holds `key`, of a branch with `seps`.
 fn slot(seps: &[Text], key: &str) -> usize {
     search(seps, key, |s| s.as_str()).map_or_else(|i| i, |i| i + 1)
@@ -186,7 +191,7 @@ impl Leaf {
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        search(self.entries(), key, |e| e.0.as_str())
+        find_in(self.entries(), key)
     }
 }
 
@@ -199,7 +204,7 @@ impl Node for Leaf {
 
     fn insert(&mut self, key: Text, value: PVal) -> Ins<Leaf> {
         let entries = self.entries_mut();
-        match search(entries, &key, |e| e.0.as_str()) {
+        match find_in(entries, &key) {
             Ok(i) => Ins::Replaced(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
                 if !entries.is_full() {
@@ -219,7 +224,7 @@ impl Node for Leaf {
 
     fn remove(&mut self, key: &str) -> Option<PVal> {
         let entries = self.entries_mut();
-        let i = search(entries, key, |e| e.0.as_str()).ok()?;
+        let i = find_in(entries, key).ok()?;
         Some(entries.remove(i).1)
     }
 
@@ -466,7 +471,7 @@ impl PObj {
             }
         };
         let entries = leaf.entries_mut();
-        let i = search(entries, key, |e| e.0.as_str()).ok()?;
+        let i = find_in(entries, key).ok()?;
         Some(&mut entries[i].1)
     }
 

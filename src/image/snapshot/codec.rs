@@ -664,17 +664,11 @@ fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Resul
     for want in sizes.by_ref() {
         r.bytes()?;
         let mut p = Reader::new(part_body(r)?);
-        if p.varint()? != want as u64 {
-            return Err(bad());
-        }
         part.strings.clear();
         part.refs.clear();
-        for _ in 0..want {
-            let k = part.get(&mut p)?;
-            let v = member(&mut p, &mut part, depth)?;
-            table.entries.push((k, v));
-        }
-        if p.remaining() != 0 {
+        let entries = &mut table.entries;
+        let n = part_members(&mut p, &mut part, depth, &mut |k, v| entries.push((k, v)))?;
+        if n != want || p.remaining() != 0 {
             return Err(bad());
         }
     }
@@ -700,21 +694,33 @@ impl Parts {
             buf: &self.bytes,
             at: at as usize,
         };
-        let n = r.len(2)?;
-        if n > SMALL_MAX {
-            return Err(Corrupt::new("a big object's part is too big"));
-        }
         let mut table = ReadTable::default();
         table.base = Some(self.base.clone());
         table.owner = Some(self.bytes.clone());
         let mut entries = Small::new();
-        for _ in 0..n {
-            let k = table.get(&mut r)?;
-            let v = member(&mut r, &mut table, 0)?;
-            entries.push((k, v));
-        }
+        part_members(&mut r, &mut table, 0, &mut |k, v| entries.push((k, v)))?;
         Ok(entries)
     }
+}
+
+/// The members of one part of a big object at `r`, each handed to `each`
+/// as it is read (at most [`SMALL_MAX`]); how many there were.
+fn part_members(
+    r: &mut Reader<'_>,
+    table: &mut ReadTable,
+    depth: usize,
+    each: &mut impl FnMut(Text, PVal),
+) -> Result<usize, Corrupt> {
+    let n = r.len(2)?;
+    if n > SMALL_MAX {
+        return Err(Corrupt::new("a big object's part is too big"));
+    }
+    for _ in 0..n {
+        let k = table.get(r)?;
+        let v = member(r, table, depth)?;
+        each(k, v);
+    }
+    Ok(n)
 }
 
 impl LeafSource for Parts {
