@@ -7,7 +7,7 @@
 //! being looked at, so the cost follows the size of the change, not of the
 //! state.
 
-use crate::value::{DiffItem, PObj, PVal, PathSeg, Text, to_pointer};
+use crate::value::{DiffItem, Later, PObj, PVal, PathSeg, Slot, Text, to_pointer};
 use std::sync::Arc;
 
 /// What a change does at its path.
@@ -245,7 +245,7 @@ pub struct Composed {
 }
 
 /// What the changes pushed so far do at one place.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Pending {
     /// Changed below: the members in `keys` as they say, then the changes
     /// in `ops`, in order (relative paths; once there is one, every later
@@ -267,7 +267,7 @@ enum Pending {
 /// for each changed member of a big map cost more to make and free than
 /// applying the changes), a B-tree once they are many (a list would move
 /// its tail on every insert).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Keys {
     List(Vec<(Text, Pending)>),
     Tree(std::collections::BTreeMap<Text, Pending>),
@@ -307,13 +307,12 @@ impl Keys {
     }
 
     /// The members, in key order (one of the two is empty).
-    fn into_sorted(self) -> impl Iterator<Item = (Text, Pending)> {
+    fn sorted(&self) -> impl Iterator<Item = (&Text, &Pending)> {
         let (list, tree) = match self {
-            Keys::List(l) => (l, Default::default()),
-            Keys::Tree(t) => (Vec::new(), t),
+            Keys::List(l) => (&l[..], None),
+            Keys::Tree(t) => (&[][..], Some(t)),
         };
-        list.into_iter()
-            .chain::<std::collections::BTreeMap<Text, Pending>>(tree)
+        list.iter().map(|(k, p)| (k, p)).chain(tree.into_iter().flatten())
     }
 }
 
@@ -386,16 +385,29 @@ impl Composed {
     }
 
     /// Apply the changes pushed to `state`, which must be the state the
-    /// first was made on; in place (what is shared is copied).
+    /// first was made on; in place (what is shared is copied). A change to
+    /// the value of a member whose leaf is not read yet (a far state's,
+    /// read lazily) waits in the leaf until it is read (see
+    /// [`PObj::slot`]): a far seek then reads only the leaves whose members
+    /// it adds or removes.
     pub fn apply(self, state: &mut PVal) -> Result<(), String> {
-        apply_pending(state, self.root, &mut Vec::new())
+        apply_pending(state, &self.root, &mut Vec::new())
     }
 }
 
-fn apply_pending(v: &mut PVal, node: Pending, at: &mut Vec<PathSeg>) -> Result<(), String> {
+/// The changes below one member, put off until its leaf is read.
+struct PutOffChanges(Pending);
+
+impl Later for PutOffChanges {
+    fn apply(&self, value: &mut PVal) -> Result<(), String> {
+        apply_pending(value, &self.0, &mut Vec::new())
+    }
+}
+
+fn apply_pending(v: &mut PVal, node: &Pending, at: &mut Vec<PathSeg>) -> Result<(), String> {
     let (keys, ops) = match node {
         Pending::Set { value, .. } => {
-            *v = value;
+            *v = value.clone();
             return Ok(());
         }
         Pending::Gone { .. } => return Err("cannot remove the root".into()),
@@ -410,30 +422,30 @@ fn apply_pending(v: &mut PVal, node: Pending, at: &mut Vec<PathSeg>) -> Result<(
             ));
         };
         let missing = |at: &[PathSeg], k: &Text| format!("{}: no member {k:?}", to_pointer(at));
-        for (k, child) in keys.into_sorted() {
+        for (k, child) in keys.sorted() {
             match child {
-                Pending::Set { value, must: false } => drop(o.insert(k, value)),
-                Pending::Set { value, must: true } => match o.get_mut(k.as_str()) {
-                    Some(slot) => *slot = value,
-                    None => return Err(missing(at, &k)),
-                },
+                Pending::Set { value, must: false } => drop(o.insert(k.clone(), value.clone())),
                 Pending::Gone { must } => {
-                    if o.remove(k.as_str()).is_none() && must {
-                        return Err(missing(at, &k));
+                    if o.remove(k.as_str()).is_none() && *must {
+                        return Err(missing(at, k));
                     }
                 }
-                under => {
-                    let slot = o.get_mut(k.as_str()).ok_or_else(|| missing(at, &k))?;
-                    at.push(PathSeg::Key(k));
-                    // Deep states on a thread with a small stack.
-                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || apply_pending(slot, under, at))?;
-                    at.pop();
-                }
+                // The member must be there: replaced, or changed below.
+                _ => match o.slot(k) {
+                    Slot::Here(slot) => {
+                        at.push(PathSeg::Key(k.clone()));
+                        // Deep states on a thread with a small stack.
+                        stacker::maybe_grow(64 * 1024, 1024 * 1024, || apply_pending(slot, child, at))?;
+                        at.pop();
+                    }
+                    Slot::Missing => return Err(missing(at, k)),
+                    Slot::Later(leaf) => leaf.put_off(Arc::new(PutOffChanges(child.clone()))),
+                },
             }
         }
     }
     for (op, path, value) in ops {
-        apply_change(v, op, &path, value).map_err(|e| format!("{}: {e}", to_pointer(at)))?;
+        apply_change(v, *op, path, value.clone()).map_err(|e| format!("{}: {e}", to_pointer(at)))?;
     }
     Ok(())
 }

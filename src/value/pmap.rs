@@ -20,6 +20,10 @@
 //! whichever thread asks first) and made an ordinary leaf when changed. A
 //! far seek reads a whole state this way, then changes the part its
 //! deltas touch; until every leaf is read the map keeps its source's bytes.
+//! A change to a member's value that need not read it ([`PObj::slot`])
+//! waits in the unread leaf and is made when the leaf is read: a far
+//! seek's deltas then read only the leaves they add members to or remove
+//! them from.
 
 use super::{PVal, Text};
 use arrayvec::ArrayVec;
@@ -50,12 +54,35 @@ enum Body {
 }
 
 /// A leaf not read yet (see [`PObj::lazy`]): read once, by whichever
-/// thread first asks; a change to it reads it into an ordinary leaf.
+/// thread first asks; a change to its members' values waits in `later`
+/// until then (see [`PObj::slot`]); any other change reads it into an
+/// ordinary leaf.
 #[derive(Clone)]
 struct Lazy {
     read: OnceLock<Box<Small>>,
     src: Arc<dyn LeafSource>,
     at: u32,
+    /// Changes to the values of members, in the order they were made.
+    later: Vec<(Text, Arc<dyn Later>)>,
+}
+
+impl Lazy {
+    /// The entries from the source, with the changes put off made.
+    fn load(&self) -> Small {
+        let mut entries = self.src.entries(self.at);
+        for (key, change) in &self.later {
+            let made = match find_in(&entries, key) {
+                Ok(i) => change.apply(&mut entries[i].1),
+                Err(_) => Err(format!("no member {key:?}")),
+            };
+            // Put off only by changes that were applied to this state
+            // before (a delta's): not applying now is a bug.
+            if let Err(e) = made {
+                panic!("a change put off until its leaf was read does not apply: {e}");
+            }
+        }
+        entries
+    }
 }
 
 /// Where the leaves of a map made by [`PObj::lazy`] are read from.
@@ -63,6 +90,37 @@ pub trait LeafSource: Send + Sync {
     /// The entries of the leaf at `at`, in key order. A source holds bytes
     /// that were checked when it was made: failing here is a bug.
     fn entries(&self, at: u32) -> Small;
+}
+
+/// A change to one member's value that can wait until the member is read
+/// (see [`PObj::slot`]); made by reference, since every copy of the map
+/// that shares the leaf makes it when it reads it.
+pub trait Later: Send + Sync {
+    fn apply(&self, value: &mut PVal) -> Result<(), String>;
+}
+
+/// Where a change to one member's value goes (see [`PObj::slot`]).
+pub enum Slot<'a> {
+    /// The member's value: change it now.
+    Here(&'a mut PVal),
+    /// There is no such member.
+    Missing,
+    /// The member's leaf is not read yet: the change waits in it.
+    Later(PutOff<'a>),
+}
+
+/// A member whose leaf is not read yet (see [`Slot::Later`]).
+pub struct PutOff<'a> {
+    list: &'a mut Vec<(Text, Arc<dyn Later>)>,
+    key: Text,
+}
+
+impl PutOff<'_> {
+    /// Make `change` to the member's value when its leaf is read (the
+    /// member is taken to be there: see [`PObj::slot`]).
+    pub fn put_off(self, change: Arc<dyn Later>) {
+        self.list.push((self.key, change));
+    }
 }
 
 /// Child `i` holds the keys from `seps[i - 1]` (inclusive) up to `seps[i]`
@@ -161,7 +219,7 @@ impl Leaf {
     fn entries(&self) -> &[Entry] {
         match &self.0 {
             Body::Ready(e) => e,
-            Body::Lazy(l) => l.read.get_or_init(|| Box::new(l.src.entries(l.at))),
+            Body::Lazy(l) => l.read.get_or_init(|| Box::new(l.load())),
         }
     }
 
@@ -170,7 +228,7 @@ impl Leaf {
         if let Body::Lazy(l) = &mut self.0 {
             let read = match l.read.take() {
                 Some(e) => *e,
-                None => l.src.entries(l.at),
+                None => l.load(),
             };
             self.0 = Body::Ready(read);
         }
@@ -183,9 +241,9 @@ impl Leaf {
     fn into_entries(self) -> ArrayVec<Entry, LEAF_MAX> {
         match self.0 {
             Body::Ready(e) => e,
-            Body::Lazy(l) => match l.read.into_inner() {
+            Body::Lazy(mut l) => match l.read.take() {
                 Some(e) => *e,
-                None => l.src.entries(l.at),
+                None => l.load(),
             },
         }
     }
@@ -457,7 +515,14 @@ impl PObj {
     /// are shared are copied first (also when the key is missing, as its
     /// insert would: callers look for a key to update it or add it).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut PVal> {
-        let leaf = match self.root.as_mut()? {
+        let entries = self.leaf_mut(key)?.entries_mut();
+        let i = find_in(entries, key).ok()?;
+        Some(&mut entries[i].1)
+    }
+
+    /// The leaf where `key` is or would go, its path copied where shared.
+    fn leaf_mut(&mut self, key: &str) -> Option<&mut Leaf> {
+        Some(match self.root.as_mut()? {
             Root::Leaf(l) => Arc::make_mut(l),
             Root::Branch(b) => {
                 let mut b = Arc::make_mut(b);
@@ -469,10 +534,33 @@ impl PObj {
                     }
                 }
             }
+        })
+    }
+
+    /// Where a change to the value at `key` goes: the value, when its leaf
+    /// is read; else the leaf, which keeps the change until it is read
+    /// (the key is then taken to be there, without reading it: a caller
+    /// that is not sure looks first). A far seek changes the accounts its
+    /// deltas touch this way without reading them (see `image`). The path
+    /// is copied where shared, as by [`PObj::get_mut`].
+    pub fn slot(&mut self, key: &Text) -> Slot<'_> {
+        let Some(leaf) = self.leaf_mut(key) else {
+            return Slot::Missing;
         };
+        if matches!(&leaf.0, Body::Lazy(l) if l.read.get().is_none()) {
+            let Body::Lazy(l) = &mut leaf.0 else {
+                unreachable!("matched just above")
+            };
+            return Slot::Later(PutOff {
+                list: &mut l.later,
+                key: key.clone(),
+            });
+        }
         let entries = leaf.entries_mut();
-        let i = find_in(entries, key).ok()?;
-        Some(&mut entries[i].1)
+        match find_in(entries, key) {
+            Ok(i) => Slot::Here(&mut entries[i].1),
+            Err(_) => Slot::Missing,
+        }
     }
 
     /// Set `key` to `value`; the value it had, if any.
@@ -609,6 +697,7 @@ impl PObj {
                     read: OnceLock::new(),
                     src: src.clone(),
                     at,
+                    later: Vec::new(),
                 };
                 (first, Arc::new(Leaf(Body::Lazy(lazy))))
             })
@@ -1120,6 +1209,133 @@ mod tests {
             same(&pairs.iter().cloned().collect::<PObj>(), &model);
             same(&PObj::from_sorted(pairs), &model);
         }
+    }
+
+    /// Leaves kept aside, counting how many times one is read.
+    struct Counted {
+        leaves: Vec<Small>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl LeafSource for Counted {
+        fn entries(&self, at: u32) -> Small {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.leaves[at as usize].clone()
+        }
+    }
+
+    /// `x` to `2x + 1`: made twice, in the wrong order against another
+    /// change, it gives another answer.
+    struct Twice;
+
+    impl Later for Twice {
+        fn apply(&self, value: &mut PVal) -> Result<(), String> {
+            match value {
+                PVal::Int(i) => *i = i.wrapping_mul(2).wrapping_add(1),
+                _ => return Err("not an int".into()),
+            }
+            Ok(())
+        }
+    }
+
+    /// A map of `model`'s entries whose leaves are read from a counting
+    /// source.
+    fn lazy_of(model: &BTreeMap<Text, i64>) -> (PObj, Arc<Counted>) {
+        let mut entries = model.iter().map(|(k, v)| (k.clone(), PVal::Int(*v)));
+        let leaves: Vec<Small> = leaf_sizes(model.len())
+            .map(|n| entries.by_ref().take(n).collect())
+            .collect();
+        let firsts = leaves
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| Some((l.first()?.0.clone(), i as u32)))
+            .collect();
+        let src = Arc::new(Counted {
+            leaves,
+            reads: Default::default(),
+        });
+        (PObj::lazy(model.len(), src.clone(), firsts), src)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// A map read lazily, changed through `slot` (put off in leaves not
+        /// read yet) and by inserts and removes (which read them), agrees
+        /// with a `BTreeMap`; copies taken along the way never change.
+        #[test]
+        fn changes_put_off_in_unread_leaves_are_made_in_order_when_read(
+            ops in prop::collection::vec(op(300), 1..400),
+            start in 1usize..300,
+        ) {
+            let mut model: BTreeMap<Text, i64> = (0..start as u16).map(|i| (key(i * 2), i64::from(i))).collect();
+            let (mut m, _src) = lazy_of(&model);
+            let mut versions = vec![(m.clone(), model.clone())];
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        prop_assert_eq!(m.insert(key(k), PVal::Int(v)).is_some(), model.insert(key(k), v).is_some());
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(m.remove(&key(k)).is_some(), model.remove(&key(k)).is_some());
+                    }
+                    // Through `slot`, as a delta's changes are made; a
+                    // member that is not there is looked for first.
+                    Op::Bump(k) if model.contains_key(&key(k)) => {
+                        match m.slot(&key(k)) {
+                            Slot::Here(v) => Twice.apply(v).unwrap(),
+                            Slot::Later(leaf) => leaf.put_off(Arc::new(Twice)),
+                            Slot::Missing => panic!("{} is there", key(k)),
+                        }
+                        let i = model.get_mut(&key(k)).unwrap();
+                        *i = i.wrapping_mul(2).wrapping_add(1);
+                    }
+                    Op::Bump(k) => prop_assert!(m.get(&key(k)).is_none()),
+                    Op::Snapshot => versions.push((m.clone(), model.clone())),
+                }
+            }
+            versions.push((m, model));
+            for (v, vm) in &versions {
+                same(v, vm);
+            }
+        }
+    }
+
+    #[test]
+    fn changes_to_members_of_unread_leaves_wait_and_reading_one_reads_one() {
+        let model: BTreeMap<Text, i64> = (0..600u16).map(|i| (key(i), i64::from(i))).collect();
+        let (mut m, src) = lazy_of(&model);
+        let reads = || src.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let before = m.clone();
+        for i in (0..600).step_by(5) {
+            let Slot::Later(leaf) = m.slot(&key(i)) else {
+                panic!("leaf of {} read", key(i))
+            };
+            leaf.put_off(Arc::new(Twice));
+        }
+        // Twice over for some: in order, when read.
+        for i in (0..600).step_by(10) {
+            let Slot::Later(leaf) = m.slot(&key(i)) else {
+                panic!("leaf of {} read", key(i))
+            };
+            leaf.put_off(Arc::new(Twice));
+        }
+        assert_eq!(reads(), 0, "nothing read to change values");
+        assert_eq!(m.get(&key(10)), Some(&PVal::Int(43)));
+        assert_eq!(m.get(&key(5)), Some(&PVal::Int(11)));
+        assert_eq!(reads(), 2, "one leaf read for each looked at");
+        // Once read, a change is made at once.
+        assert!(matches!(m.slot(&key(11)), Slot::Here(PVal::Int(11))));
+        assert!(matches!(m.slot(&Text::from("k00010x")), Slot::Missing));
+        let want: BTreeMap<Text, i64> = model
+            .iter()
+            .map(|(k, &v)| {
+                let n = [v % 5 == 0, v % 10 == 0].iter().filter(|&&b| b).count();
+                (k.clone(), (0..n).fold(v, |x, _| 2 * x + 1))
+            })
+            .collect();
+        same(&m, &want);
+        same(&before, &model);
     }
 
     #[test]
