@@ -390,7 +390,7 @@ impl Composed {
     /// read lazily) waits in the leaf until it is read (see
     /// [`PObj::slot`]): a far seek then reads only the leaves whose members
     /// it adds or removes.
-    pub fn apply(self, state: &mut PVal) -> Result<(), String> {
+    pub fn apply(&self, state: &mut PVal) -> Result<(), String> {
         apply_pending(state, &self.root, &mut Vec::new())
     }
 }

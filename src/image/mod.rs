@@ -108,14 +108,16 @@ const NEAR_FOCUS: usize = 4;
 const FAR_EVERY: usize = 64;
 
 /// A far state's bytes are read in this many times faster than deltas'
-/// are crossed: a delta holds a path, an old and a new value for every
-/// change, each applied by a walk down the state, where a whole state is
-/// decoded in one pass. On the 10M benchmark log (2.6 MB far states, 16.6
-/// KB deltas) a far state decodes in 34-38 ms inside a seek (about 14 µs a
-/// KB) and crossing deltas from a kept checkpoint takes about 0.9 ms a
-/// delta (56 µs a KB). Going on from a far state, the deltas are composed
-/// beside the decoding and only applying them is left: they count half.
-const FAR_BYTES_PER_DELTA_BYTE: usize = 4;
+/// are crossed. On the 10M benchmark log (2.6 MB far states, 16.6 KB
+/// deltas) a far state is read lazily in 14-18 ms (median) inside a seek,
+/// and crossing deltas from a checkpoint whose leaves are all read costs
+/// 2.3-3 ms a delta (each change copies its leaf). From a far state the
+/// deltas cost about 1 ms each, composed on a second thread while this
+/// one reads and applies, most changes put off in unread leaves (see
+/// `Composed::apply`): they count half. At 4 (when far states were read
+/// whole and their deltas applied to every leaf) a seek crossed up to 56
+/// deltas from a kept checkpoint rather than read one: 42 took 92 ms.
+const FAR_BYTES_PER_DELTA_BYTE: usize = 16;
 
 /// A load that folds at least this many records settles the image at its
 /// end (see [`Fold::settle`]).
@@ -125,8 +127,8 @@ const SETTLE_AFTER: usize = 1 << 16;
 /// over the state, see [`crate::diff::Composed`]) rather than one by one.
 const COMPOSE_FROM: usize = 2;
 
-/// A far seek composes its deltas this many at a time, applying each
-/// batch while the next is composed (see [`MemoryImage::read_in_far`]).
+/// A seek composes the deltas it crosses this many at a time, applying
+/// each batch while the next is composed (see [`cross`]).
 const COMPOSE_BATCH: usize = 4;
 
 /// Marks a job of the delta maker as a far state (from null to the state)
@@ -663,21 +665,44 @@ mod graveyard {
 
     static PENDING: AtomicUsize = AtomicUsize::new(0);
 
-    fn sender() -> Option<&'static Mutex<Sender<Vec<PVal>>>> {
-        static TX: OnceLock<Option<Mutex<Sender<Vec<PVal>>>>> = OnceLock::new();
+    /// What the dropping thread is sent.
+    #[expect(dead_code, reason = "held only to be dropped there")]
+    enum Grave {
+        /// States, counted until freed.
+        States(Vec<PVal>),
+        /// Anything else, not counted.
+        Other(Box<dyn Send>),
+    }
+
+    fn sender() -> Option<&'static Mutex<Sender<Grave>>> {
+        static TX: OnceLock<Option<Mutex<Sender<Grave>>>> = OnceLock::new();
         TX.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Vec<PVal>>();
+            let (tx, rx) = std::sync::mpsc::channel::<Grave>();
             let spawned = std::thread::Builder::new()
                 .name("evscope-drop".into())
                 .spawn(move || {
-                    for states in rx {
-                        drop(states);
-                        PENDING.fetch_sub(1, Ordering::AcqRel);
+                    for grave in rx {
+                        let counted = matches!(grave, Grave::States(_));
+                        drop(grave);
+                        if counted {
+                            PENDING.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                 });
             spawned.ok().map(|_| Mutex::new(tx))
         })
         .as_ref()
+    }
+
+    /// Drop `what` on the dropping thread when there is one, without
+    /// counting it as a burial (for what is small and need not be waited
+    /// for, such as a seek's composed deltas once applied).
+    pub fn drop_later(what: impl Send + 'static) {
+        let Some(tx) = sender() else { return };
+        let sent = tx.lock().map(|tx| tx.send(Grave::Other(Box::new(what))));
+        if let Ok(Err(back)) = sent {
+            drop(back);
+        }
     }
 
     /// Drop these states, on the dropping thread when there is one.
@@ -687,7 +712,7 @@ mod graveyard {
         }
         let Some(tx) = sender() else { return };
         PENDING.fetch_add(1, Ordering::AcqRel);
-        let sent = tx.lock().map(|tx| tx.send(states));
+        let sent = tx.lock().map(|tx| tx.send(Grave::States(states)));
         if let Ok(Err(back)) = sent {
             PENDING.fetch_sub(1, Ordering::AcqRel);
             drop(back);
@@ -776,6 +801,69 @@ fn replay_items(
         each(&state);
     }
     Ok(state)
+}
+
+/// What stopped [`cross`].
+#[derive(Debug)]
+enum Crossing {
+    /// The state to start from could not be had.
+    Start,
+    /// A delta did not compose or apply.
+    Delta,
+}
+
+/// The state `start` makes, carried across the run of `deltas` (which
+/// must all be there): forward, or undone from the last when not. The
+/// deltas are composed on a second thread, [`COMPOSE_BATCH`] at a time,
+/// while this one makes the start (a far state read, say) and then
+/// applies each batch as it comes: the two cores share the work, and a
+/// state read lazily is changed without reading most of it (see
+/// `Composed::apply`). Without a second thread, all here.
+fn cross(
+    deltas: &[Option<Delta>],
+    forward: bool,
+    start: impl FnOnce() -> Result<PVal, Crossing>,
+) -> Result<PVal, Crossing> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let batches = move || {
+            // Undoing goes from the last delta back.
+            let order: Vec<&[Option<Delta>]> = match forward {
+                true => deltas.chunks(COMPOSE_BATCH).collect(),
+                false => deltas.rchunks(COMPOSE_BATCH).collect(),
+            };
+            for run in order {
+                let composed = delta::composed(run, forward);
+                let failed = composed.is_err();
+                if tx.send(composed).is_err() || failed {
+                    return;
+                }
+            }
+        };
+        let composing = std::thread::Builder::new()
+            .name("evscope-compose".into())
+            .spawn_scoped(scope, batches.clone());
+        // No thread to be had: here, once the start is made.
+        let here = composing.is_err().then_some(batches);
+        let mut state = start()?;
+        if let Some(batches) = here {
+            batches();
+        }
+        let mut left = deltas.len().div_ceil(COMPOSE_BATCH);
+        for composed in rx.iter().take(left) {
+            // The state is this crossing's alone: changed in place.
+            let on = composed.map_err(|_| Crossing::Delta)?;
+            on.apply(&mut state).map_err(|_| Crossing::Delta)?;
+            // Freeing a few thousand changes is not the seek's to wait for.
+            graveyard::drop_later(on);
+            left -= 1;
+        }
+        // The thread ended without all of them.
+        match left {
+            0 => Ok(state),
+            _ => Err(Crossing::Delta),
+        }
+    })
 }
 
 impl MemoryImage {
@@ -1123,8 +1211,8 @@ impl MemoryImage {
     /// going on from there crosses less: it is decoded and kept as a
     /// checkpoint. Also one after `want` that undoing
     /// back from would cross less (it is only read in; the seek then finds
-    /// it). A whole state costs what deltas of a quarter as many bytes do,
-    /// and the deltas from it half (see [`FAR_BYTES_PER_DELTA_BYTE`]).
+    /// it). A whole state costs what deltas of a sixteenth as many bytes
+    /// do, and the deltas from it half (see [`FAR_BYTES_PER_DELTA_BYTE`]).
     fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
         let f = &self.fold;
         if f.far.is_empty() || c >= want {
@@ -1167,52 +1255,11 @@ impl MemoryImage {
         let between = if pick <= want { pick..want } else { want..pick };
         if between.clone().all(|j| f.deltas[j].is_some()) {
             let far = &f.far[&pick];
-            let deltas = &f.deltas[between];
-            let forward = pick <= want;
-            let reached = std::thread::scope(|scope| {
-                // The deltas are composed on a second thread, a few at a
-                // time, while this one reads the far state (which then
-                // lives in this thread's arena, with the rest of the
-                // image) and applies each batch as it comes: read lazily,
-                // the far state is ready long before all are composed.
-                let (tx, rx) = std::sync::mpsc::channel();
-                let batches = move || {
-                    // Undoing goes from the last delta back.
-                    let order: Vec<&[Option<Delta>]> = match forward {
-                        true => deltas.chunks(COMPOSE_BATCH).collect(),
-                        false => deltas.rchunks(COMPOSE_BATCH).collect(),
-                    };
-                    for run in order {
-                        let composed = delta::composed(run, forward);
-                        let failed = composed.is_err();
-                        if tx.send(composed).is_err() || failed {
-                            return;
-                        }
-                    }
-                };
-                let composing = std::thread::Builder::new()
-                    .name("evscope-compose".into())
-                    .spawn_scoped(scope, batches.clone());
-                // No thread to be had: here, once the state is read.
-                let here = composing.is_err().then_some(batches);
+            // The far state is read here (into this thread's arena, with
+            // the rest of the image) while the first deltas are composed.
+            let reached = cross(&f.deltas[between], pick <= want, || {
                 let mut state = PVal::Null;
-                if far.apply(&mut state).is_err() {
-                    return Err(true);
-                }
-                if let Some(batches) = here {
-                    batches();
-                }
-                let mut left = deltas.len().div_ceil(COMPOSE_BATCH);
-                for composed in rx.iter().take(left) {
-                    // The state is this seek's alone: changed in place.
-                    composed.and_then(|on| on.apply(&mut state)).map_err(|_| false)?;
-                    left -= 1;
-                }
-                // The thread ended without all of them: one by one below.
-                if left > 0 {
-                    return Err(false);
-                }
-                Ok(state)
+                far.apply(&mut state).map(|()| state).map_err(|_| Crossing::Start)
             });
             match reached {
                 Ok(state) => {
@@ -1220,13 +1267,13 @@ impl MemoryImage {
                     return Some((want, state));
                 }
                 // A whole state that does not check out is forgotten.
-                Err(true) => {
+                Err(Crossing::Start) => {
                     self.fold.far.remove(&pick);
                     return None;
                 }
                 // A delta that does not compose or apply: the way below,
                 // one by one.
-                Err(false) => {}
+                Err(Crossing::Delta) => {}
             }
         }
         let mut state = PVal::Null;
@@ -1270,16 +1317,12 @@ impl MemoryImage {
     /// `h` after it, by undoing the deltas between, which must all be kept;
     /// `None` when one does not undo (it is forgotten).
     fn retreat(&mut self, h: usize, mut state: PVal, want: usize) -> Option<PVal> {
-        if h - want >= COMPOSE_FROM {
-            let mut s = state.clone();
-            if delta::composed(&self.fold.deltas[want..h], false)
-                .and_then(|back| back.apply(&mut s))
-                .is_ok()
-            {
-                self.fold.checkpoints[want] = Some(s.clone());
-                return Some(s);
-            }
-            // One of them does not undo: one by one, to find which.
+        // When one of them does not undo: one by one, to find which.
+        if h - want >= COMPOSE_FROM
+            && let Ok(s) = cross(&self.fold.deltas[want..h], false, || Ok(state.clone()))
+        {
+            self.fold.checkpoints[want] = Some(s.clone());
+            return Some(s);
         }
         let keep = self.rebuilds(want);
         let mut rebuilt = Vec::new();
@@ -1323,10 +1366,11 @@ impl MemoryImage {
         while j < want {
             let run = (j..want).find(|&m| self.fold.deltas[m].is_none()).unwrap_or(want);
             if compose && run - j >= COMPOSE_FROM {
-                let composed = delta::composed(&self.fold.deltas[j..run], true);
-                // One of them does not apply: one by one, to find which.
-                if composed.and_then(|on| on.apply(&mut state)).is_err() {
-                    return self.advance_by(c, start, want, false);
+                let from = std::mem::take(&mut state);
+                match cross(&self.fold.deltas[j..run], true, || Ok(from)) {
+                    Ok(s) => state = s,
+                    // One of them does not apply: one by one, to find which.
+                    Err(_) => return self.advance_by(c, start, want, false),
                 }
                 j = run;
                 if keep(j) {

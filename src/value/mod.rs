@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// bytes (an `imbl::Vector` is 64): object nodes hold many values inline.
 /// Build one with `PVal::arr(iter)`; update with `Arc::make_mut`.
 pub type PArr = Arc<imbl::Vector<PVal>>;
-pub use pmap::{DiffItem, LeafSource, Later, PObj, PutOff, SMALL_MAX, Slot, Small, leaf_sizes};
+pub use pmap::{DiffItem, Later, LeafSource, PObj, PutOff, SMALL_MAX, Slot, Small, leaf_sizes};
 
 /// The strings and object keys of a [`PVal`]: a shared string behind one
 /// thin pointer (length and count live with the bytes). Half the size of an

@@ -1118,12 +1118,20 @@ mod tests {
         // same member changed again, in an order that matters.
         let mut changes: Vec<(Op, Vec<PathSeg>, Option<PVal>)> = Vec::new();
         for (i, k) in keys.iter().enumerate().step_by(7) {
-            changes.push((Op::Replace, vec![key(k), field("credits")], Some(PVal::Int(i as i64))));
+            changes.push((
+                Op::Replace,
+                vec![key(k), field("credits")],
+                Some(PVal::Int(i as i64)),
+            ));
             match i % 5 {
                 0 => changes.push((Op::Add, vec![key(k), field("last")], Some(PVal::str("ip")))),
                 1 => changes.push((Op::Replace, vec![key(k)], Some(PVal::Int(1)))),
                 2 => changes.push((Op::Remove, vec![key(k)], None)),
-                3 => changes.push((Op::Add, vec![PathSeg::Key(Text::from(format!("{k}~").as_str()))], Some(PVal::Null))),
+                3 => changes.push((
+                    Op::Add,
+                    vec![PathSeg::Key(Text::from(format!("{k}~").as_str()))],
+                    Some(PVal::Null),
+                )),
                 _ => changes.push((Op::Replace, vec![key(k), field("credits")], Some(PVal::Int(-1)))),
             }
         }
