@@ -269,8 +269,8 @@ enum Pending {
 /// its tail on every insert).
 #[derive(Clone, Debug)]
 enum Keys {
-    List(Vec<(Text, Pending)>),
-    Tree(std::collections::BTreeMap<Text, Pending>),
+    List(Vec<(Text, Arc<Pending>)>),
+    Tree(std::collections::BTreeMap<Text, Arc<Pending>>),
 }
 
 /// A list of members becomes a tree at this many.
@@ -284,30 +284,32 @@ impl Keys {
         }
     }
 
-    /// What is pending at member `k`, made empty if nothing was.
+    /// What is pending at member `k`, made empty if nothing was. (Each is
+    /// its own: shared only once applied, by a leaf that puts it off.)
     fn entry(&mut self, k: &Text) -> &mut Pending {
         if let Keys::List(l) = self
             && l.len() >= KEYS_LIST_MAX
         {
             *self = Keys::Tree(std::mem::take(l).into_iter().collect());
         }
-        match self {
+        let slot = match self {
             Keys::List(l) => {
                 let i = match l.binary_search_by(|(m, _)| m.cmp(k)) {
                     Ok(i) => i,
                     Err(i) => {
-                        l.insert(i, (k.clone(), Pending::default()));
+                        l.insert(i, (k.clone(), Arc::default()));
                         i
                     }
                 };
                 &mut l[i].1
             }
             Keys::Tree(t) => t.entry(k.clone()).or_default(),
-        }
+        };
+        Arc::make_mut(slot)
     }
 
     /// The members, in key order (one of the two is empty).
-    fn sorted(&self) -> impl Iterator<Item = (&Text, &Pending)> {
+    fn sorted(&self) -> impl Iterator<Item = (&Text, &Arc<Pending>)> {
         let (list, tree) = match self {
             Keys::List(l) => (&l[..], None),
             Keys::Tree(t) => (&[][..], Some(t)),
@@ -396,7 +398,7 @@ impl Composed {
 }
 
 /// The changes below one member, put off until its leaf is read.
-struct PutOffChanges(Pending);
+struct PutOffChanges(Arc<Pending>);
 
 impl Later for PutOffChanges {
     fn apply(&self, value: &mut PVal) -> Result<(), String> {
@@ -422,25 +424,41 @@ fn apply_pending(v: &mut PVal, node: &Pending, at: &mut Vec<PathSeg>) -> Result<
             ));
         };
         let missing = |at: &[PathSeg], k: &Text| format!("{}: no member {k:?}", to_pointer(at));
-        for (k, child) in keys.sorted() {
-            match child {
-                Pending::Set { value, must: false } => drop(o.insert(k.clone(), value.clone())),
-                Pending::Gone { must } => {
-                    if o.remove(k.as_str()).is_none() && *must {
-                        return Err(missing(at, k));
-                    }
+        // Members that must be there (replaced, or changed below) first,
+        // in one walk down the map; then those added or removed, which
+        // change its shape. Each member's changes are its own, so the
+        // order between members does not matter.
+        let stays = |p: &Pending| !matches!(p, Pending::Set { must: false, .. } | Pending::Gone { .. });
+        let mut failed = None;
+        o.slots(keys.sorted().filter(|(_, p)| stays(p)), |(k, child), slot| {
+            let made = match slot {
+                Slot::Here(slot) => {
+                    at.push(PathSeg::Key(k.clone()));
+                    // Deep states on a thread with a small stack.
+                    let made = stacker::maybe_grow(64 * 1024, 1024 * 1024, || apply_pending(slot, child, at));
+                    at.pop();
+                    made
                 }
-                // The member must be there: replaced, or changed below.
-                _ => match o.slot(k) {
-                    Slot::Here(slot) => {
-                        at.push(PathSeg::Key(k.clone()));
-                        // Deep states on a thread with a small stack.
-                        stacker::maybe_grow(64 * 1024, 1024 * 1024, || apply_pending(slot, child, at))?;
-                        at.pop();
-                    }
-                    Slot::Missing => return Err(missing(at, k)),
-                    Slot::Later(leaf) => leaf.put_off(Arc::new(PutOffChanges(child.clone()))),
+                Slot::Missing => Err(missing(at, k)),
+                Slot::Later(leaf) => {
+                    leaf.put_off(Arc::new(PutOffChanges(child.clone())));
+                    Ok(())
+                }
+            };
+            failed = made.err();
+            failed.is_none()
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (k, child) in keys.sorted() {
+            match &**child {
+                Pending::Set { value, must: false } => drop(o.insert(k.clone(), value.clone())),
+                Pending::Gone { must } => match o.remove(k.as_str()) {
+                    None if *must => return Err(missing(at, k)),
+                    _ => {}
                 },
+                _ => {}
             }
         }
     }

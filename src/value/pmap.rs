@@ -563,6 +563,40 @@ impl PObj {
         }
     }
 
+    /// [`PObj::slot`] for each of `items`, keyed by their first part, in
+    /// one walk down the map: each node on the way is copied (where
+    /// shared) and searched once, not once a key. `f` is handed each item
+    /// with where its change goes, in key order, and stops the walk by
+    /// returning false. Items not in strict key order are handed over one
+    /// by one through [`PObj::slot`].
+    pub fn slots<'k, T>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'k Text, T)>,
+        mut f: impl FnMut((&'k Text, T), Slot<'_>) -> bool,
+    ) {
+        let items: Vec<(&'k Text, T)> = items.into_iter().collect();
+        if items.windows(2).any(|w| w[0].0 >= w[1].0) {
+            for (k, item) in items {
+                if !f((k, item), self.slot(k)) {
+                    return;
+                }
+            }
+            return;
+        }
+        let mut items = items.into_iter().peekable();
+        match &mut self.root {
+            None => {
+                for item in items {
+                    if !f(item, Slot::Missing) {
+                        return;
+                    }
+                }
+            }
+            Some(Root::Leaf(l)) => drop(slots_in_leaf(Arc::make_mut(l), &mut items, None, &mut f)),
+            Some(Root::Branch(b)) => drop(slots_in_branch(Arc::make_mut(b), &mut items, None, &mut f)),
+        }
+    }
+
     /// Set `key` to `value`; the value it had, if any.
     pub fn insert(&mut self, key: Text, value: PVal) -> Option<PVal> {
         let (old, grown) = match &mut self.root {
@@ -778,6 +812,61 @@ impl PObj {
             }
         }
     }
+}
+
+/// The items at the front of `items` whose keys fall below `upper` (all
+/// when none), handed to `f` with their slots in `b`'s subtree (see
+/// [`PObj::slots`]); false when `f` stopped.
+fn slots_in_branch<'k, T, I: Iterator<Item = (&'k Text, T)>>(
+    b: &mut Branch,
+    items: &mut std::iter::Peekable<I>,
+    upper: Option<&str>,
+    f: &mut impl FnMut((&'k Text, T), Slot<'_>) -> bool,
+) -> bool {
+    while let Some((k, _)) = items.peek() {
+        if upper.is_some_and(|u| k.as_str() >= u) {
+            break;
+        }
+        let i = slot(&b.seps, k);
+        let below = b.seps.get(i).map_or(upper, |s| Some(s.as_str()));
+        let went = match &mut b.kids {
+            Kids::Branches(bs) => slots_in_branch(Arc::make_mut(&mut bs[i]), items, below, f),
+            Kids::Leaves(ls) => slots_in_leaf(Arc::make_mut(&mut ls[i]), items, below, f),
+        };
+        if !went {
+            return false;
+        }
+    }
+    true
+}
+
+/// [`slots_in_branch`] for a leaf.
+fn slots_in_leaf<'k, T, I: Iterator<Item = (&'k Text, T)>>(
+    leaf: &mut Leaf,
+    items: &mut std::iter::Peekable<I>,
+    upper: Option<&str>,
+    f: &mut impl FnMut((&'k Text, T), Slot<'_>) -> bool,
+) -> bool {
+    let unread = matches!(&leaf.0, Body::Lazy(l) if l.read.get().is_none());
+    while let Some(item) = items.next_if(|(k, _)| upper.is_none_or(|u| k.as_str() < u)) {
+        let slot = match &mut leaf.0 {
+            Body::Lazy(l) if unread => Slot::Later(PutOff {
+                list: &mut l.later,
+                key: item.0.clone(),
+            }),
+            _ => {
+                let entries = leaf.entries_mut();
+                match find_in(entries, item.0) {
+                    Ok(i) => Slot::Here(&mut entries[i].1),
+                    Err(_) => Slot::Missing,
+                }
+            }
+        };
+        if !f(item, slot) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `n` items split into as few parts of at most `max` as can be, as even
@@ -1298,6 +1387,72 @@ mod tests {
             for (v, vm) in &versions {
                 same(v, vm);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// One walk for many keys hands each its slot in key order, as
+        /// `slot` one key at a time does, and stops where told.
+        #[test]
+        fn slots_in_one_walk_are_the_slots_one_by_one(
+            start in 0usize..400,
+            reads in prop::collection::vec(0u16..800, 0..20),
+            picks in prop::collection::btree_set(0u16..800, 0..200),
+            stop in prop::option::of(0usize..200),
+            scrambled in any::<bool>(),
+        ) {
+            let model: BTreeMap<Text, i64> = (0..start as u16).map(|i| (key(i * 2), i64::from(i))).collect();
+            let (mut walked, _src) = lazy_of(&model);
+            for r in &reads {
+                walked.get(&key(*r));
+            }
+            let mut one_by_one = walked.clone();
+            let mut keys: Vec<Text> = picks.iter().map(|&i| key(i)).collect();
+            if scrambled {
+                keys.reverse();
+            }
+            let limit = stop.unwrap_or(usize::MAX);
+            // Here, put off, or missing; each key's change is made where
+            // the key is there (a put-off for a missing key is dropped).
+            let change = |k: &Text, slot: Slot<'_>| -> &'static str {
+                let there = model.contains_key(k);
+                match slot {
+                    Slot::Here(v) => {
+                        Twice.apply(v).unwrap();
+                        "here"
+                    }
+                    Slot::Later(leaf) if there => {
+                        leaf.put_off(Arc::new(Twice));
+                        "later"
+                    }
+                    Slot::Later(_) => "later",
+                    Slot::Missing => "missing",
+                }
+            };
+            let mut seen = Vec::new();
+            walked.slots(keys.iter().map(|k| (k, ())), |(k, ()), slot| {
+                seen.push((k.clone(), change(k, slot)));
+                seen.len() < limit
+            });
+            let mut want = Vec::new();
+            for k in &keys {
+                if want.len() >= limit {
+                    break;
+                }
+                want.push((k.clone(), change(k, one_by_one.slot(k))));
+            }
+            prop_assert_eq!(&seen, &want);
+            for (k, how) in &seen {
+                prop_assert_eq!(*how == "missing", !model.contains_key(k) && *how != "later");
+            }
+            let after: BTreeMap<Text, i64> = model
+                .iter()
+                .map(|(k, &v)| (k.clone(), if seen.iter().any(|(s, _)| s == k) { 2 * v + 1 } else { v }))
+                .collect();
+            same(&walked, &after);
+            same(&one_by_one, &after);
         }
     }
 
