@@ -109,15 +109,15 @@ const FAR_EVERY: usize = 64;
 
 /// A far state's bytes are read in this many times faster than deltas'
 /// are crossed. On the 10M benchmark log (2.6 MB far states, 16.6 KB
-/// deltas) a far state is read lazily in 14-18 ms (median) inside a seek,
-/// and crossing deltas from a checkpoint whose leaves are all read costs
-/// 2.3-3 ms a delta (each change copies its leaf). From a far state the
-/// deltas cost about 1 ms each, composed on a second thread while this
-/// one reads and applies, most changes put off in unread leaves (see
-/// `Composed::apply`): they count half. At 4 (when far states were read
-/// whole and their deltas applied to every leaf) a seek crossed up to 56
-/// deltas from a kept checkpoint rather than read one: 42 took 92 ms.
-const FAR_BYTES_PER_DELTA_BYTE: usize = 16;
+/// deltas) a far state is read lazily in 13-15 ms (median) inside a seek,
+/// and a delta is crossed in about 0.85 ms, from a far state or from a
+/// kept checkpoint alike: composed on a second thread while this one
+/// applies, the changes below members put off in unread leaves (see
+/// `Composed::apply`; a leaf shared with the checkpoint gets a leaf over
+/// it). Before those, at 4 and with the deltas from a far state counted
+/// half, a seek crossed up to 56 deltas from a kept checkpoint (2.3-3 ms
+/// each) rather than read one: 42 took 92 ms.
+const FAR_BYTES_PER_DELTA_BYTE: usize = 10;
 
 /// A load that folds at least this many records settles the image at its
 /// end (see [`Fold::settle`]).
@@ -1211,8 +1211,8 @@ impl MemoryImage {
     /// going on from there crosses less: it is decoded and kept as a
     /// checkpoint. Also one after `want` that undoing
     /// back from would cross less (it is only read in; the seek then finds
-    /// it). A whole state costs what deltas of a sixteenth as many bytes
-    /// do, and the deltas from it half (see [`FAR_BYTES_PER_DELTA_BYTE`]).
+    /// it). A whole state costs what deltas of a tenth as many bytes do
+    /// (see [`FAR_BYTES_PER_DELTA_BYTE`]).
     fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
         let f = &self.fold;
         if f.far.is_empty() || c >= want {
@@ -1229,13 +1229,13 @@ impl MemoryImage {
             .far
             .range(c + 1..=want)
             .next_back()
-            .map(|(&d, far)| (d, (want - d) / 2 + cost(far)));
+            .map(|(&d, far)| (d, want - d + cost(far)));
         let after = f
             .far
             .range(want + 1..after_kept.unwrap_or(usize::MAX))
             .next()
             .filter(|(d, _)| f.deltas[want..**d].iter().all(Option::is_some))
-            .map(|(&d, far)| (d, (d - want) / 2 + cost(far)));
+            .map(|(&d, far)| (d, d - want + cost(far)));
         let pick = [before, after]
             .into_iter()
             .flatten()

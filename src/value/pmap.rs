@@ -90,6 +90,13 @@ pub trait LeafSource: Send + Sync {
     /// The entries of the leaf at `at`, in key order. A source holds bytes
     /// that were checked when it was made: failing here is a bug.
     fn entries(&self, at: u32) -> Small;
+
+    /// Whether the leaf at `at` has `key`, when that is known without
+    /// reading it (a change put off to a member that is not there is
+    /// otherwise found only when the leaf is read).
+    fn has(&self, _at: u32, _key: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// A change to one member's value that can wait until the member is read
@@ -515,22 +522,23 @@ impl PObj {
     /// are shared are copied first (also when the key is missing, as its
     /// insert would: callers look for a key to update it or add it).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut PVal> {
-        let entries = self.leaf_mut(key)?.entries_mut();
+        let entries = Arc::make_mut(self.leaf_arc_mut(key)?).entries_mut();
         let i = find_in(entries, key).ok()?;
         Some(&mut entries[i].1)
     }
 
-    /// The leaf where `key` is or would go, its path copied where shared.
-    fn leaf_mut(&mut self, key: &str) -> Option<&mut Leaf> {
+    /// The leaf where `key` is or would go, the branches on its path
+    /// copied where shared (the leaf itself is the caller's to copy).
+    fn leaf_arc_mut(&mut self, key: &str) -> Option<&mut Arc<Leaf>> {
         Some(match self.root.as_mut()? {
-            Root::Leaf(l) => Arc::make_mut(l),
+            Root::Leaf(l) => l,
             Root::Branch(b) => {
                 let mut b = Arc::make_mut(b);
                 loop {
                     let i = slot(&b.seps, key);
                     match &mut b.kids {
                         Kids::Branches(bs) => b = Arc::make_mut(&mut bs[i]),
-                        Kids::Leaves(ls) => break Arc::make_mut(&mut ls[i]),
+                        Kids::Leaves(ls) => break &mut ls[i],
                     }
                 }
             }
@@ -541,25 +549,16 @@ impl PObj {
     /// is read; else the leaf, which keeps the change until it is read
     /// (the key is then taken to be there, without reading it: a caller
     /// that is not sure looks first). A far seek changes the accounts its
-    /// deltas touch this way without reading them (see `image`). The path
-    /// is copied where shared, as by [`PObj::get_mut`].
+    /// deltas touch this way without reading them (see `image`). A leaf
+    /// that is read and shared with another map (a kept checkpoint's) is
+    /// not copied for the change either: a new unread leaf over it takes
+    /// the change, and copies the entries only when read. The path is
+    /// copied where shared, as by [`PObj::get_mut`].
     pub fn slot(&mut self, key: &Text) -> Slot<'_> {
-        let Some(leaf) = self.leaf_mut(key) else {
-            return Slot::Missing;
-        };
-        if matches!(&leaf.0, Body::Lazy(l) if l.read.get().is_none()) {
-            let Body::Lazy(l) = &mut leaf.0 else {
-                unreachable!("matched just above")
-            };
-            return Slot::Later(PutOff {
-                list: &mut l.later,
-                key: key.clone(),
-            });
-        }
-        let entries = leaf.entries_mut();
-        match find_in(entries, key) {
-            Ok(i) => Slot::Here(&mut entries[i].1),
-            Err(_) => Slot::Missing,
+        let big = matches!(self.root, Some(Root::Branch(_)));
+        match self.leaf_arc_mut(key) {
+            Some(leaf) => leaf_slot(leaf, key, big),
+            None => Slot::Missing,
         }
     }
 
@@ -592,7 +591,7 @@ impl PObj {
                     }
                 }
             }
-            Some(Root::Leaf(l)) => drop(slots_in_leaf(Arc::make_mut(l), &mut items, None, &mut f)),
+            Some(Root::Leaf(l)) => drop(slots_in_leaf(l, &mut items, None, false, &mut f)),
             Some(Root::Branch(b)) => drop(slots_in_branch(Arc::make_mut(b), &mut items, None, &mut f)),
         }
     }
@@ -831,7 +830,7 @@ fn slots_in_branch<'k, T, I: Iterator<Item = (&'k Text, T)>>(
         let below = b.seps.get(i).map_or(upper, |s| Some(s.as_str()));
         let went = match &mut b.kids {
             Kids::Branches(bs) => slots_in_branch(Arc::make_mut(&mut bs[i]), items, below, f),
-            Kids::Leaves(ls) => slots_in_leaf(Arc::make_mut(&mut ls[i]), items, below, f),
+            Kids::Leaves(ls) => slots_in_leaf(&mut ls[i], items, below, true, f),
         };
         if !went {
             return false;
@@ -842,31 +841,74 @@ fn slots_in_branch<'k, T, I: Iterator<Item = (&'k Text, T)>>(
 
 /// [`slots_in_branch`] for a leaf.
 fn slots_in_leaf<'k, T, I: Iterator<Item = (&'k Text, T)>>(
-    leaf: &mut Leaf,
+    leaf: &mut Arc<Leaf>,
     items: &mut std::iter::Peekable<I>,
     upper: Option<&str>,
+    big: bool,
     f: &mut impl FnMut((&'k Text, T), Slot<'_>) -> bool,
 ) -> bool {
-    let unread = matches!(&leaf.0, Body::Lazy(l) if l.read.get().is_none());
     while let Some(item) = items.next_if(|(k, _)| upper.is_none_or(|u| k.as_str() < u)) {
-        let slot = match &mut leaf.0 {
-            Body::Lazy(l) if unread => Slot::Later(PutOff {
-                list: &mut l.later,
-                key: item.0.clone(),
-            }),
-            _ => {
-                let entries = leaf.entries_mut();
-                match find_in(entries, item.0) {
-                    Ok(i) => Slot::Here(&mut entries[i].1),
-                    Err(_) => Slot::Missing,
-                }
-            }
-        };
+        let slot = leaf_slot(leaf, item.0, big);
         if !f(item, slot) {
             return false;
         }
     }
     true
+}
+
+/// The slot of `key` in `leaf` (see [`PObj::slot`]), one of the leaves
+/// of a map of more than one when `big`. Only there does a read leaf
+/// shared with another map get a leaf over it: a small object (a user's
+/// record, the state's top) is copied and changed at once, as it costs
+/// little, so that what its changes do below is checked as they are made.
+fn leaf_slot<'a>(leaf: &'a mut Arc<Leaf>, key: &Text, big: bool) -> Slot<'a> {
+    let unread = |l: &Leaf| matches!(&l.0, Body::Lazy(l) if l.read.get().is_none());
+    if big && !unread(leaf) && Arc::strong_count(leaf) > 1 {
+        if find_in(leaf.entries(), key).is_err() {
+            return Slot::Missing;
+        }
+        // Read and shared: changed through a leaf over it, read (copied)
+        // only when asked for.
+        let over = Lazy {
+            read: OnceLock::new(),
+            src: leaf.clone(),
+            at: 0,
+            later: Vec::new(),
+        };
+        *leaf = Arc::new(Leaf(Body::Lazy(over)));
+    }
+    let leaf = Arc::make_mut(leaf);
+    if unread(leaf) {
+        let Body::Lazy(l) = &mut leaf.0 else {
+            unreachable!("unread leaves are lazy")
+        };
+        // Changes put off never add or remove members: the source's keys
+        // are the leaf's.
+        if l.src.has(l.at, key) == Some(false) {
+            return Slot::Missing;
+        }
+        return Slot::Later(PutOff {
+            list: &mut l.later,
+            key: key.clone(),
+        });
+    }
+    let entries = leaf.entries_mut();
+    match find_in(entries, key) {
+        Ok(i) => Slot::Here(&mut entries[i].1),
+        Err(_) => Slot::Missing,
+    }
+}
+
+/// A leaf is the source of the unread leaves made over it (see
+/// [`leaf_slot`]): its entries, copied.
+impl LeafSource for Leaf {
+    fn entries(&self, _: u32) -> Small {
+        self.entries().iter().cloned().collect()
+    }
+
+    fn has(&self, _: u32, key: &str) -> Option<bool> {
+        Some(self.find(key).is_ok())
+    }
 }
 
 /// `n` items split into as few parts of at most `max` as can be, as even
@@ -1356,9 +1398,15 @@ mod tests {
         fn changes_put_off_in_unread_leaves_are_made_in_order_when_read(
             ops in prop::collection::vec(op(300), 1..400),
             start in 1usize..300,
+            plain in any::<bool>(),
         ) {
             let mut model: BTreeMap<Text, i64> = (0..start as u16).map(|i| (key(i * 2), i64::from(i))).collect();
-            let (mut m, _src) = lazy_of(&model);
+            // Read from the start (changes to leaves shared with a copy
+            // go to leaves over them), or lazily.
+            let mut m = match plain {
+                true => PObj::from_sorted(model.iter().map(|(k, v)| (k.clone(), PVal::Int(*v))).collect()),
+                false => lazy_of(&model).0,
+            };
             let mut versions = vec![(m.clone(), model.clone())];
             for op in ops {
                 match op {
@@ -1379,6 +1427,8 @@ mod tests {
                         let i = model.get_mut(&key(k)).unwrap();
                         *i = i.wrapping_mul(2).wrapping_add(1);
                     }
+                    // A leaf over a read one knows its keys.
+                    Op::Bump(k) if plain => prop_assert!(matches!(m.slot(&key(k)), Slot::Missing)),
                     Op::Bump(k) => prop_assert!(m.get(&key(k)).is_none()),
                     Op::Snapshot => versions.push((m.clone(), model.clone())),
                 }
@@ -1454,6 +1504,38 @@ mod tests {
             same(&walked, &after);
             same(&one_by_one, &after);
         }
+    }
+
+    #[test]
+    fn a_change_to_a_leaf_shared_with_a_copy_goes_to_a_leaf_over_it() {
+        let model: BTreeMap<Text, i64> = (0..60u16).map(|i| (key(i), i64::from(i))).collect();
+        let kept = PObj::from_sorted(model.iter().map(|(k, v)| (k.clone(), PVal::Int(*v))).collect());
+        let mut m = kept.clone();
+        let Slot::Later(leaf) = m.slot(&key(7)) else {
+            panic!("a shared leaf is not changed in place")
+        };
+        leaf.put_off(Arc::new(Twice));
+        assert!(matches!(m.slot(&Text::from("k00007x")), Slot::Missing));
+        // Once made, the leaf over it is this map's alone and unread:
+        // more changes wait in it, in order.
+        let Slot::Later(leaf) = m.slot(&key(8)) else {
+            panic!("the leaf over it takes changes unread")
+        };
+        leaf.put_off(Arc::new(Twice));
+        assert_eq!(m.get(&key(7)), Some(&PVal::Int(15)));
+        assert_eq!(m.get(&key(8)), Some(&PVal::Int(17)));
+        // Read now, and still shared with nothing: changed in place.
+        assert!(matches!(m.slot(&key(9)), Slot::Here(PVal::Int(9))));
+        same(&kept, &model);
+        // A copy of the copy, changed over the leaf over a leaf.
+        let mut again = m.clone();
+        let Slot::Later(leaf) = again.slot(&key(7)) else {
+            panic!("shared again")
+        };
+        leaf.put_off(Arc::new(Twice));
+        assert_eq!(again.get(&key(7)), Some(&PVal::Int(31)));
+        assert_eq!(m.get(&key(7)), Some(&PVal::Int(15)));
+        same(&kept, &model);
     }
 
     #[test]
