@@ -1487,11 +1487,12 @@ mod tests {
                 seen.len() < limit
             });
             let mut want = Vec::new();
+            // As the walk: each key handed over, then asked whether to go on.
             for k in &keys {
+                want.push((k.clone(), change(k, one_by_one.slot(k))));
                 if want.len() >= limit {
                     break;
                 }
-                want.push((k.clone(), change(k, one_by_one.slot(k))));
             }
             prop_assert_eq!(&seen, &want);
             for (k, how) in &seen {
