@@ -574,25 +574,24 @@ impl PObj {
         mut f: impl FnMut((&'k Text, T), Slot<'_>) -> bool,
     ) {
         let items: Vec<(&'k Text, T)> = items.into_iter().collect();
-        if items.windows(2).any(|w| w[0].0 >= w[1].0) {
-            for (k, item) in items {
-                if !f((k, item), self.slot(k)) {
-                    return;
-                }
-            }
-            return;
-        }
+        let sorted = items.windows(2).all(|w| w[0].0 < w[1].0);
         let mut items = items.into_iter().peekable();
         match &mut self.root {
-            None => {
-                for item in items {
-                    if !f(item, Slot::Missing) {
+            // Whether `f` stopped the walk is all the walk says.
+            Some(Root::Leaf(l)) if sorted => {
+                slots_in_leaf(l, &mut items, None, false, &mut f);
+            }
+            Some(Root::Branch(b)) if sorted => {
+                slots_in_branch(Arc::make_mut(b), &mut items, None, &mut f);
+            }
+            // Out of order, or no members (each is missing): one by one.
+            _ => {
+                for (k, item) in items {
+                    if !f((k, item), self.slot(k)) {
                         return;
                     }
                 }
             }
-            Some(Root::Leaf(l)) => drop(slots_in_leaf(l, &mut items, None, false, &mut f)),
-            Some(Root::Branch(b)) => drop(slots_in_branch(Arc::make_mut(b), &mut items, None, &mut f)),
         }
     }
 
@@ -864,11 +863,8 @@ fn slots_in_leaf<'k, T, I: Iterator<Item = (&'k Text, T)>>(
 fn leaf_slot<'a>(leaf: &'a mut Arc<Leaf>, key: &Text, big: bool) -> Slot<'a> {
     let unread = |l: &Leaf| matches!(&l.0, Body::Lazy(l) if l.read.get().is_none());
     if big && !unread(leaf) && Arc::strong_count(leaf) > 1 {
-        if find_in(leaf.entries(), key).is_err() {
-            return Slot::Missing;
-        }
         // Read and shared: changed through a leaf over it, read (copied)
-        // only when asked for.
+        // only when asked for (which knows its keys: see `has` below).
         let over = Lazy {
             read: OnceLock::new(),
             src: leaf.clone(),

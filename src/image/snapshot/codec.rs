@@ -1136,25 +1136,26 @@ mod tests {
             }
         }
         let mut plain = v.clone();
-        let mut composed = Composed::default();
         for (op, path, value) in &changes {
             apply_change(&mut plain, *op, path, value.clone()).unwrap();
-            composed.push(*op, path, value.clone()).unwrap();
         }
+        let composed = |run: &[(Op, Vec<PathSeg>, Option<PVal>)]| {
+            let mut c = Composed::default();
+            for (op, path, value) in run {
+                c.push(*op, path, value.clone()).unwrap();
+            }
+            c
+        };
         // In two halves, so that the second finds changes of the first
         // still waiting.
         let mut lazy = lazily(&out);
         let kept = lazy.clone();
         let half = changes.len() / 2;
         for run in [&changes[..half], &changes[half..]] {
-            let mut c = Composed::default();
-            for (op, path, value) in run {
-                c.push(*op, path, value.clone()).unwrap();
-            }
-            c.apply(&mut lazy).unwrap();
+            composed(run).apply(&mut lazy).unwrap();
         }
         let mut at_once = lazily(&out);
-        composed.apply(&mut at_once).unwrap();
+        composed(&changes).apply(&mut at_once).unwrap();
         for got in [&lazy, &at_once] {
             assert_eq!(got.to_json(), plain.to_json());
             assert_eq!(crate::diff::diff(got, &plain), vec![]);
@@ -1164,16 +1165,12 @@ mod tests {
         // leaf is read; put off where it is not, it is a bug found when
         // the leaf is read (the bytes and the deltas are checked or this
         // process's own, so only a bug puts one off).
-        let bad = || {
-            let mut c = Composed::default();
-            let path = [PathSeg::Key(Text::from("user-00450-nobody")), field("credits")];
-            c.push(Op::Replace, &path, Some(PVal::Null)).unwrap();
-            c
-        };
+        let path = vec![PathSeg::Key(Text::from("user-00450-nobody")), field("credits")];
+        let bad = composed(&[(Op::Replace, path, Some(PVal::Null))]);
         let mut eager = get_value(&mut Reader::new(&out), &mut ReadTable::default()).unwrap();
-        assert!(bad().apply(&mut eager).unwrap_err().contains("no member"));
+        assert!(bad.apply(&mut eager).unwrap_err().contains("no member"));
         let mut lazy = lazily(&out);
-        bad().apply(&mut lazy).unwrap();
+        bad.apply(&mut lazy).unwrap();
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lazy.to_json())).unwrap_err();
         assert!(read.downcast_ref::<String>().unwrap().contains("no member"));
     }
