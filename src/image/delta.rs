@@ -222,6 +222,173 @@ impl Delta {
     }
 }
 
+/// Marks a job of the delta maker as a far state (the whole state at the
+/// checkpoint in the other bits), not a delta for an interval.
+pub(super) const FAR_JOB: usize = 1 << (usize::BITS - 1);
+
+/// Read this much of a far state in the scratch file at once: its head
+/// (see [`codec::put_far`]), most likely whole (tens of kilobytes for a
+/// state of 100,000 records).
+const FAR_HEAD_GUESS: usize = 64 << 10;
+
+/// A whole state (a far state, see `Fold::far`), written by
+/// [`codec::put_far`] with its big objects' parts compressed one by one
+/// after its head, and stored as a delta is: in memory or in the scratch
+/// file. Read from the scratch file, only its head is read at once, and
+/// each part when the state is first looked into there: a seek far into a
+/// big log reads tens of kilobytes, not a whole state. Read from a
+/// snapshot file (checked against its hash), it is read whole.
+#[derive(Clone)]
+pub(super) struct Far {
+    stored: Delta,
+    /// The bytes a read takes at once: the head, or all of it.
+    read_bytes: usize,
+}
+
+impl Far {
+    /// `state` written as a far state, to `spill` if there is one (see
+    /// [`Delta::spill`]); `None` when it cannot be written (nested deeper
+    /// than the codec allows).
+    pub fn of(state: &PVal, spill: Option<&Arc<Spill>>) -> Option<Far> {
+        let bytes = codec::put_far(state).ok()?;
+        let head = 4 + codec::far_head_len(&bytes).ok()?;
+        let stored = Delta::Held(bytes.into_boxed_slice()).spill(spill);
+        let read_bytes = match &stored {
+            Delta::Spilled { .. } => head,
+            Delta::Held(b) => b.len(),
+        };
+        Some(Far { stored, read_bytes })
+    }
+
+    /// The far state saved at `at` in a snapshot's `file`, `len` bytes,
+    /// with its check (read whole and checked).
+    pub fn saved(file: Arc<Spill>, at: u64, len: u32, check: Check) -> Far {
+        Far {
+            stored: Delta::Spilled {
+                file,
+                at,
+                len,
+                check: Some(check),
+            },
+            read_bytes: len as usize,
+        }
+    }
+
+    /// Bytes not a far state (for tests of what happens then).
+    #[cfg(test)]
+    pub fn garbage() -> Far {
+        Far {
+            stored: Delta::garbage(),
+            read_bytes: 7,
+        }
+    }
+
+    /// Heap bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.stored.bytes()
+    }
+
+    /// Bytes it takes in the scratch file.
+    pub fn spilled_bytes(&self) -> usize {
+        self.stored.spilled_bytes()
+    }
+
+    /// The bytes a read of it takes at once (see [`Far`]).
+    pub fn read_bytes(&self) -> usize {
+        self.read_bytes
+    }
+
+    /// All its bytes, as stored, checked when it has a check.
+    pub fn packed(&self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        self.stored.packed()
+    }
+
+    /// The state, its big objects' parts read when first asked for.
+    pub fn read(&self) -> Result<PVal, String> {
+        let corrupt = |e: codec::Corrupt| e.0;
+        if let Delta::Spilled {
+            file,
+            at,
+            len,
+            check: None,
+        } = &self.stored
+        {
+            let len = *len as usize;
+            let first = file
+                .get(*at, len.min(FAR_HEAD_GUESS) as u32)
+                .map_err(|e| format!("reading a far state: {e}"))?;
+            let end = codec::far_head_len(&first).map_err(corrupt)?.saturating_add(4);
+            if end > len {
+                return Err("a far state's head runs past its end".into());
+            }
+            let rest;
+            let head = match first.get(4..end) {
+                Some(head) => head,
+                None => {
+                    rest = file
+                        .get(at + 4, (end - 4) as u32)
+                        .map_err(|e| format!("reading a far state: {e}"))?;
+                    &rest
+                }
+            };
+            let area = FarArea {
+                file: file.clone(),
+                at: at + end as u64,
+                len: (len - end) as u64,
+            };
+            return codec::get_far(head, Arc::new(area)).map_err(corrupt);
+        }
+        let bytes = self.stored.packed()?.into_owned();
+        let end = codec::far_head_len(&bytes).map_err(corrupt)?.saturating_add(4);
+        if end > bytes.len() {
+            return Err("a far state's head runs past its end".into());
+        }
+        let bytes = Arc::new(bytes);
+        let area = codec::InMemory {
+            bytes: bytes.clone(),
+            from: end,
+        };
+        codec::get_far(&bytes[4..end], Arc::new(area)).map_err(corrupt)
+    }
+}
+
+/// The parts' area of a far state in the scratch file: `len` bytes at `at`.
+struct FarArea {
+    file: Arc<Spill>,
+    at: u64,
+    len: u64,
+}
+
+impl codec::PartBytes for FarArea {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, at: u64, len: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        if at.saturating_add(len as u64) > self.len {
+            return Err(std::io::Error::other("a part past the end of its area"));
+        }
+        out.resize(len, 0);
+        self.file.file.read_exact_at(out, self.at + at)
+    }
+}
+
+/// What the maker made for a job: a delta, or a far state (see
+/// [`FAR_JOB`]).
+pub(super) enum Piece {
+    Delta(Delta),
+    Far(Far),
+}
+
+/// Make what job `c` asks for: the far state `b`, or the delta from `a`
+/// to `b`; `None` when it cannot be written.
+fn make(c: usize, a: &PVal, b: &PVal, spill: Option<&Arc<Spill>>) -> Option<Piece> {
+    match c & FAR_JOB != 0 {
+        true => Far::of(b, spill).map(Piece::Far),
+        false => Delta::made(a, b, spill).map(Piece::Delta),
+    }
+}
+
 /// The deltas of a run of intervals composed into one pass over the state
 /// (see [`Composed`]): forward, or undone (the last first) when not. Each
 /// change is pushed as it is read, with only the value that way needs.
@@ -260,8 +427,8 @@ pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed,
 /// A delta to make: generation, interval, the states at its two ends, and
 /// the scratch file to write it to.
 type Job = (u64, usize, PVal, PVal, Option<Arc<Spill>>);
-/// A delta made for interval `c` of generation `generation`.
-type Made = (u64, usize, Option<Delta>);
+/// What was made for job `c` of generation `generation`.
+type Made = (u64, usize, Option<Piece>);
 /// The maker thread's two ends.
 type Channels = (Sender<Job>, Receiver<Made>);
 
@@ -291,12 +458,12 @@ impl Maker {
 
     /// Make the delta from `a` to `b` for interval `c`: on the thread, or
     /// here (returned at once) when there is none.
-    pub fn queue(&mut self, c: usize, a: PVal, b: PVal) -> Option<(usize, Option<Delta>)> {
+    pub fn queue(&mut self, c: usize, a: PVal, b: PVal) -> Option<(usize, Option<Piece>)> {
         if self.thread.is_none() {
             self.thread = spawn();
         }
         let Some((tx, _)) = &self.thread else {
-            return Some((c, Delta::made(&a, &b, self.spill.as_ref())));
+            return Some((c, make(c, &a, &b, self.spill.as_ref())));
         };
         match tx.send((self.generation, c, a, b, self.spill.clone())) {
             Ok(()) => {
@@ -306,7 +473,7 @@ impl Maker {
             Err(back) => {
                 let (_, c, a, b, _) = back.0;
                 self.thread = None;
-                Some((c, Delta::made(&a, &b, self.spill.as_ref())))
+                Some((c, make(c, &a, &b, self.spill.as_ref())))
             }
         }
     }
@@ -317,7 +484,7 @@ impl Maker {
     }
 
     /// The deltas made since the last call; with `wait`, all those queued.
-    pub fn collect(&mut self, wait: bool) -> Vec<(usize, Option<Delta>)> {
+    pub fn collect(&mut self, wait: bool) -> Vec<(usize, Option<Piece>)> {
         let mut out = Vec::new();
         let Some((_, rx)) = &self.thread else { return out };
         while self.pending > 0 {
@@ -376,7 +543,7 @@ fn spawn() -> Option<Channels> {
             for (generation, c, a, b, spill) in jobs {
                 // A closed channel means the image is gone: so are we.
                 if done
-                    .send((generation, c, Delta::made(&a, &b, spill.as_ref())))
+                    .send((generation, c, make(c, &a, &b, spill.as_ref())))
                     .is_err()
                 {
                     return;
@@ -434,6 +601,66 @@ mod tests {
             // The first state is left alone (the delta copies what it changes).
             assert_eq!(a, v(&a.to_json()));
         }
+    }
+
+    #[test]
+    fn a_far_state_in_the_scratch_file_reads_its_head_and_then_each_part_from_the_file() {
+        let users: Vec<String> = (0..3000)
+            .map(|i| {
+                format!(
+                    r#""user{i:05}@example.org":{{"n":{i},"plan":"{}"}}"#,
+                    ["free", "pro"][i % 2]
+                )
+            })
+            .collect();
+        let state = v(&format!(r#"{{"users":{{{}}},"count":3000}}"#, users.join(",")));
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path()).unwrap();
+        let far = Far::of(&state, Some(&spill)).unwrap();
+        assert_eq!(far.bytes(), 0, "in the file, not in memory");
+        assert!(
+            far.read_bytes() * 8 < far.spilled_bytes(),
+            "a read takes the head only"
+        );
+        let read = far.read().unwrap();
+        assert_eq!(read.to_json(), state.to_json());
+        // Changed like any state, the file's bytes left alone.
+        let mut changed = far.read().unwrap();
+        let mut expected = state.clone();
+        for s in [&mut changed, &mut expected] {
+            crate::diff::apply_change(
+                s,
+                crate::diff::Op::Remove,
+                &[
+                    crate::value::PathSeg::Key("users".into()),
+                    crate::value::PathSeg::Key("user00007@example.org".into()),
+                ],
+                None,
+            )
+            .unwrap();
+        }
+        assert_eq!(changed, expected);
+        assert_eq!(far.read().unwrap(), state);
+        // Kept in memory (no scratch file): read whole, the same.
+        let held = Far::of(&state, None).unwrap();
+        assert_eq!(held.read_bytes(), held.bytes());
+        assert_eq!(held.read().unwrap(), state);
+        // Saved to a snapshot (checked against its hash): read whole, and a
+        // damaged one is an error, not a state.
+        let bytes = far.packed().unwrap().into_owned();
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&bytes, 5).unwrap();
+        let file = Spill::of_file(file);
+        let len = bytes.len() as u32;
+        let saved = Far::saved(file.clone(), 5, len, check_of(&bytes));
+        assert_eq!(saved.read().unwrap(), state);
+        assert!(Far::saved(file.clone(), 5, len, [0; 16]).read().is_err());
+        assert!(
+            Far::saved(file, 6, len - 1, check_of(&bytes[1..]))
+                .read()
+                .is_err()
+        );
+        assert!(Far::garbage().read().is_err());
     }
 
     #[test]

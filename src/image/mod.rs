@@ -21,7 +21,7 @@ mod index;
 pub mod snapshot;
 
 use crate::value::Text;
-use delta::Delta;
+use delta::{Delta, FAR_JOB, Far, Piece};
 
 pub use index::Index;
 
@@ -130,10 +130,6 @@ const COMPOSE_FROM: usize = 2;
 /// A seek composes the deltas it crosses this many at a time, applying
 /// each batch while the next is composed (see [`cross`]).
 const COMPOSE_BATCH: usize = 4;
-
-/// Marks a job of the delta maker as a far state (from null to the state)
-/// for the checkpoint in the other bits, not a delta for an interval.
-const FAR_JOB: usize = 1 << (usize::BITS - 1);
 
 /// After an event the reducer could not fold in place (see
 /// [`Reducer::apply_owned`]), the fold copies for this many events before
@@ -247,7 +243,7 @@ struct Fold {
     /// snapshot, or thinned to the scratch file), by checkpoint index, read
     /// in when a seek is nearer one of them than any kept checkpoint (see
     /// [`MemoryImage::read_in_far`]).
-    far: std::collections::BTreeMap<usize, Delta>,
+    far: std::collections::BTreeMap<usize, Far>,
     /// Checkpoints thinned to far states not made yet: they stay in memory
     /// (the delta maker holds them anyway) until theirs is, so that a seek
     /// meanwhile finds them rather than a long crossing.
@@ -450,35 +446,46 @@ impl Fold {
     /// Have the delta for interval `c` made, from `a` (the state at
     /// checkpoint `c`) to `b` (at `c + 1`).
     fn queue_delta(&mut self, c: usize, a: PVal, b: PVal) {
-        if let Some((c, delta)) = self.maker.queue(c, a, b) {
-            self.set_delta(c, delta);
+        if let Some((c, made)) = self.maker.queue(c, a, b) {
+            self.set_made(c, made);
         }
     }
 
     /// Keep the deltas made so far; with `wait`, all those queued.
     fn collect_deltas(&mut self, wait: bool) {
-        for (c, delta) in self.maker.collect(wait) {
-            self.set_delta(c, delta);
+        for (c, made) in self.maker.collect(wait) {
+            self.set_made(c, made);
+        }
+    }
+
+    /// Keep what the maker made for job `c` (see [`FAR_JOB`]).
+    fn set_made(&mut self, c: usize, made: Option<Piece>) {
+        match made {
+            Some(Piece::Far(far)) => self.set_far(c, Some(far)),
+            _ if c & FAR_JOB != 0 => self.set_far(c, None),
+            Some(Piece::Delta(d)) => self.set_delta(c, Some(d)),
+            None => self.set_delta(c, None),
+        }
+    }
+
+    /// Keep `far` (in the scratch file only) as the far state for job `c`.
+    fn set_far(&mut self, c: usize, far: Option<Far>) {
+        let c = c & !FAR_JOB;
+        if let Some(d) = far.filter(|d| d.bytes() == 0) {
+            self.far.insert(c, d);
+        }
+        // Made (or failed): the checkpoint goes as thinning said, unless a
+        // seek since wants it where it is.
+        if self.far_pending.remove(&c)
+            && self.thinned(c)
+            && let Some(state) = self.checkpoints.get_mut(c).and_then(Option::take)
+        {
+            graveyard::bury(vec![state]);
         }
     }
 
     /// Keep `delta` as the one for interval `c`.
     fn set_delta(&mut self, c: usize, delta: Option<Delta>) {
-        if c & FAR_JOB != 0 {
-            let c = c & !FAR_JOB;
-            if let Some(d) = delta.filter(|d| d.bytes() == 0) {
-                self.far.insert(c, d);
-            }
-            // Made (or failed): the checkpoint goes as thinning said,
-            // unless a seek since wants it where it is.
-            if self.far_pending.remove(&c)
-                && self.thinned(c)
-                && let Some(state) = self.checkpoints.get_mut(c).and_then(Option::take)
-            {
-                graveyard::bury(vec![state]);
-            }
-            return;
-        }
         let Some(slot) = self.deltas.get_mut(c) else {
             return;
         };
@@ -1097,7 +1104,7 @@ impl MemoryImage {
     /// How many far states (see `Fold::far`) are kept in files, and their
     /// bytes there.
     pub fn far_stats(&self) -> (usize, usize) {
-        let bytes = self.fold.far.values().map(Delta::spilled_bytes).sum();
+        let bytes = self.fold.far.values().map(Far::spilled_bytes).sum();
         (self.fold.far.len(), bytes)
     }
 
@@ -1220,7 +1227,7 @@ impl MemoryImage {
         }
         let kept = f.deltas.iter().filter(|d| d.is_some()).count().max(1);
         let per_delta = ((f.delta_bytes + f.spilled_bytes) / kept).max(1);
-        let cost = |d: &Delta| (d.bytes() + d.spilled_bytes()) / per_delta / FAR_BYTES_PER_DELTA_BYTE + 1;
+        let cost = |d: &Far| d.read_bytes() / per_delta / FAR_BYTES_PER_DELTA_BYTE + 1;
         let forward = f.forward_cost(c, want);
         let after_kept = (want + 1..f.checkpoints.len()).find(|&h| f.checkpoints[h].is_some());
         let backward = after_kept.map_or(usize::MAX, |h| h - want);
@@ -1258,8 +1265,7 @@ impl MemoryImage {
             // The far state is read here (into this thread's arena, with
             // the rest of the image) while the first deltas are composed.
             let reached = cross(&f.deltas[between], pick <= want, || {
-                let mut state = PVal::Null;
-                far.apply(&mut state).map(|()| state).map_err(|_| Crossing::Start)
+                far.read().map_err(|_| Crossing::Start)
             });
             match reached {
                 Ok(state) => {
@@ -1276,12 +1282,11 @@ impl MemoryImage {
                 Err(Crossing::Delta) => {}
             }
         }
-        let mut state = PVal::Null;
         // A whole state that does not check out is forgotten, not used.
-        if self.fold.far[&pick].apply(&mut state).is_err() {
+        let Ok(state) = self.fold.far[&pick].read() else {
             self.fold.far.remove(&pick);
             return None;
-        }
+        };
         self.fold.checkpoints[pick] = Some(state.clone());
         (pick <= want).then_some((pick, state))
     }

@@ -58,7 +58,7 @@
 
 pub(super) mod codec;
 
-use super::delta::{Check, Delta, Spill, check_of};
+use super::delta::{Check, Delta, Far, Spill, check_of};
 use super::{Index, MemoryImage, Status};
 use crate::log::{Invalid, Loc, LogIdentity, ResumePos, RowKey, SourceKind, SourceSpec};
 use crate::value::PVal;
@@ -67,6 +67,7 @@ use codec::{
     ArcTable, Corrupt, ReadTable, Reader, TextTable, get_ref, get_table, get_value, put_bytes, put_table,
     put_value, put_varint, put_zigzag,
 };
+use std::borrow::Cow;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,7 +75,7 @@ use std::time::{Duration, SystemTime};
 
 /// The snapshot format. Any change to what is written, or to what a fold
 /// produces for the same input, must bump it.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Logs with fewer events are not saved: refolding them is about as fast
 /// as reading a snapshot. `EVSCOPE_CACHE_MIN_EVENTS` overrides it.
 pub const DEFAULT_MIN_EVENTS: usize = 100_000;
@@ -562,7 +563,7 @@ pub struct SnapshotWriter {
     /// encode (each while the entries are written, a step at a time), and
     /// those encoded (the scratch file's, and the kept ones done).
     far_todo: Vec<(usize, PVal)>,
-    far: Vec<(usize, Delta)>,
+    far: Vec<(usize, Far)>,
 }
 
 impl SnapshotWriter {
@@ -655,7 +656,7 @@ struct Payload {
     tail: Vec<u8>,
     /// Written after the payload, outside its hash (see [`write_deltas`]).
     deltas: Vec<Option<Delta>>,
-    far: Vec<(usize, Delta)>,
+    far: Vec<(usize, Far)>,
 }
 
 impl Payload {
@@ -819,32 +820,33 @@ fn table_hash(payload_hash: &[u8; 32], table: &[u8]) -> [u8; 32] {
 /// cache, trusted in nothing. Returns the bytes written.
 fn write_deltas(
     out: &mut impl Write,
-    (deltas, far): (&[Option<Delta>], &[(usize, Delta)]),
+    (deltas, far): (&[Option<Delta>], &[(usize, Far)]),
     payload_hash: &[u8; 32],
 ) -> std::io::Result<u64> {
     let mut table = Vec::new();
     let mut written = 0;
-    let mut put = |table: &mut Vec<u8>, d: Option<&Delta>| -> std::io::Result<()> {
-        // One that cannot be read back is saved as missing.
-        match d.and_then(|d| d.packed().ok()) {
-            Some(bytes) => {
-                out.write_all(&bytes)?;
-                written += bytes.len() as u64;
-                put_varint(table, bytes.len() as u64);
-                table.extend_from_slice(&check_of(&bytes));
+    let mut put =
+        |table: &mut Vec<u8>, packed: Option<Result<Cow<'_, [u8]>, String>>| -> std::io::Result<()> {
+            // One that cannot be read back is saved as missing.
+            match packed.and_then(Result::ok) {
+                Some(bytes) => {
+                    out.write_all(&bytes)?;
+                    written += bytes.len() as u64;
+                    put_varint(table, bytes.len() as u64);
+                    table.extend_from_slice(&check_of(&bytes));
+                }
+                None => put_varint(table, 0),
             }
-            None => put_varint(table, 0),
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     put_varint(&mut table, deltas.len() as u64);
     for d in deltas {
-        put(&mut table, d.as_ref())?;
+        put(&mut table, d.as_ref().map(Delta::packed))?;
     }
     put_varint(&mut table, far.len() as u64);
     for (c, d) in far {
         put_varint(&mut table, *c as u64);
-        put(&mut table, Some(d))?;
+        put(&mut table, Some(d.packed()))?;
     }
     out.write_all(&table)?;
     out.write_all(DELTA_MAGIC)?;
@@ -1149,7 +1151,7 @@ impl MemoryImage {
         // The far states in the scratch file go as they are (already
         // encoded: copied, not made again); kept checkpoints are encoded
         // only where there is none.
-        let far: Vec<(usize, Delta)> = f.far.iter().map(|(&c, d)| (c, d.clone())).collect();
+        let far: Vec<(usize, Far)> = f.far.iter().map(|(&c, d)| (c, d.clone())).collect();
         let far_todo = self
             .far_states_to_save(&checkpoints)
             .into_iter()
@@ -1215,7 +1217,7 @@ impl MemoryImage {
         // A far state a step (tens of milliseconds for a big state), so a
         // caller that shares the image is not held up long.
         if let Some((c, state)) = w.far_todo.pop()
-            && let Some(d) = Delta::between(&PVal::Null, &state)
+            && let Some(d) = Far::of(&state, None)
         {
             w.far.push((c, d));
         }
@@ -1334,7 +1336,7 @@ impl MemoryImage {
                 .far
                 .into_iter()
                 .filter(|(k, _)| *k < c)
-                .map(|(k, p)| (k, at(p)))
+                .map(|(k, (at, len, check))| (k, Far::saved(saved.file.clone(), at, len, check)))
                 .collect();
         }
         f.checkpoints[0] = Some(f.init.clone());
@@ -1565,7 +1567,7 @@ mod tests {
             "far state {mid} not read in"
         );
         let other = far[far.len() / 2 - 2];
-        restored.fold.far.insert(other, Delta::garbage());
+        restored.fold.far.insert(other, Far::garbage());
         assert_eq!(restored.state_after(other * 3).unwrap(), states[other * 3]);
         assert!(!restored.fold.far.contains_key(&other));
         // A byte flipped in the first delta: it fails its check and is

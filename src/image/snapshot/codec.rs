@@ -244,6 +244,9 @@ pub struct TextTable<'s> {
     part: u64,
     /// The number of the next new string.
     next: u64,
+    /// Where the parts of big objects go when they are written apart
+    /// (see [`put_far`]), compressed one by one; `None`: inline.
+    apart: Option<Vec<u8>>,
 }
 
 /// Where a string's part starts in its [`TextTable`] entry.
@@ -280,6 +283,7 @@ impl<'s> TextTable<'s> {
             map,
             part: 0,
             next: 0,
+            apart: None,
         }
     }
 
@@ -298,6 +302,8 @@ pub struct ReadTable {
     /// The bytes being read, when held where the leaves of a big object
     /// can keep them to be read later (see [`ReadTable::lazily`]).
     owner: Option<Arc<Vec<u8>>>,
+    /// The parts' area of a far state being read (see [`CHUNKED_APART`]).
+    apart: Option<Arc<dyn PartBytes>>,
     strings: Vec<Text>,
     /// How many times each string was referred to, up to [`HOT_AFTER`].
     refs: Vec<u8>,
@@ -328,6 +334,7 @@ impl Default for ReadTable {
         ReadTable {
             base: None,
             owner: None,
+            apart: None,
             strings,
             refs,
             entries,
@@ -424,6 +431,13 @@ const OBJ: u8 = 7;
 /// its members, with a string table of its own). A seek far into a big
 /// log reads a whole state: this way it reads only the parts it changes.
 const CHUNKED: u8 = 8;
+/// A big object of a far state (see [`put_far`]), its parts stored apart:
+/// as [`CHUNKED`] up to the count of parts, then where the first part
+/// starts in the parts' area, then each part's first key, length, and
+/// length compressed; the parts themselves, each compressed on its own,
+/// follow one another in the area. A seek into a far state reads only
+/// this much of it, and each part it goes into when it goes into it.
+const CHUNKED_APART: u8 = 9;
 /// Objects with more members than this are written in parts.
 pub const CHUNKED_FROM: usize = 64;
 /// The parts of a big object sampled for the strings they share.
@@ -479,7 +493,7 @@ fn put_node<'s>(
             }
         }
         PVal::Obj(o) if o.len() > CHUNKED_FROM && o.len() / SMALL_MAX < MAX_PARTS => {
-            put_chunked(out, o, depth)?
+            put_chunked(out, table.apart.as_mut(), o, depth)?
         }
         PVal::Obj(o) => {
             out.push(OBJ);
@@ -493,9 +507,15 @@ fn put_node<'s>(
     Ok(())
 }
 
-/// A big object in parts (see [`CHUNKED`]).
-fn put_chunked<'s>(out: &mut Vec<u8>, o: &'s PObj, depth: usize) -> Result<(), String> {
-    out.push(CHUNKED);
+/// A big object in parts (see [`CHUNKED`]); with `apart`, each part's
+/// bytes are compressed onto its end instead (see [`CHUNKED_APART`]).
+fn put_chunked<'s>(
+    out: &mut Vec<u8>,
+    apart: Option<&mut Vec<u8>>,
+    o: &'s PObj,
+    depth: usize,
+) -> Result<(), String> {
+    out.push(if apart.is_some() { CHUNKED_APART } else { CHUNKED });
     put_varint(out, o.len() as u64);
     let sizes: Vec<usize> = leaf_sizes(o.len()).collect();
     // The strings of more than one part (in the order first met), as a
@@ -527,26 +547,43 @@ fn put_chunked<'s>(out: &mut Vec<u8>, o: &'s PObj, depth: usize) -> Result<(), S
         put_bytes(out, s.as_bytes());
     }
     put_varint(out, sizes.len() as u64);
+    let mut apart = apart;
+    if let Some(area) = &apart {
+        put_varint(out, area.len() as u64);
+    }
     let mut members = o.iter();
     let mut table = TextTable::for_parts(&shared);
+    let mut body = Vec::new();
     for n in sizes {
         table.next_part(shared.len());
-        // Its first key, then its length (four bytes, filled in after).
-        let mut first = true;
-        let mut at = 0;
+        body.clear();
+        put_varint(&mut body, n as u64);
+        let mut first = None;
         for (k, v) in members.by_ref().take(n) {
-            if std::mem::take(&mut first) {
-                put_bytes(out, k.as_bytes());
-                at = out.len();
-                out.extend_from_slice(&[0; 4]);
-                put_varint(out, n as u64);
-            }
-            table.put(out, k);
-            put_value_at(out, &mut table, v, depth + 1)?;
+            first.get_or_insert(k);
+            table.put(&mut body, k);
+            put_value_at(&mut body, &mut table, v, depth + 1)?;
         }
-        let len = u32::try_from(out.len() - at - 4)
-            .map_err(|_| "a part of a big object is over 4 GB".to_string())?;
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        put_bytes(out, first.map_or("", |k| k.as_str()).as_bytes());
+        match apart.as_deref_mut() {
+            // Its first key, its length and its bytes.
+            None => {
+                let len = u32::try_from(body.len())
+                    .map_err(|_| "a part of a big object is over 4 GB".to_string())?;
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&body);
+            }
+            // Its first key, its length and its length compressed.
+            Some(area) => {
+                let at = area.len();
+                area.resize(at + lz4_flex::block::get_maximum_output_size(body.len()), 0);
+                let packed =
+                    lz4_flex::block::compress_into(&body, &mut area[at..]).map_err(|e| e.to_string())?;
+                area.truncate(at + packed);
+                put_varint(out, body.len() as u64);
+                put_varint(out, packed as u64);
+            }
+        }
     }
     Ok(())
 }
@@ -619,6 +656,7 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
             PVal::Obj(PObj::from_sorted_tail(&mut table.entries, from))
         }
         CHUNKED => get_chunked(r, table, depth)?,
+        CHUNKED_APART => get_apart(r, table)?,
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     })
 }
@@ -626,24 +664,10 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
 /// A big object written in parts (see [`CHUNKED`]): lazily when `table`
 /// holds the bytes, else all now.
 fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
-    let n = r.len(2)?;
-    let g = r.len(1)?;
-    let mut base = Vec::with_capacity(g);
-    for _ in 0..g {
-        let s = Text::from(r.str()?);
-        // Shared by many parts: static when the pool has room, so that
-        // the many clones cost no atomic operations.
-        base.push(crate::value::hot::hot(&s).unwrap_or(s));
-    }
-    let base: Arc<[Text]> = base.into();
-    let parts = r.len(3)?;
-    let mut sizes = leaf_sizes(n);
-    if parts != sizes.len() {
-        return Err(Corrupt::new("a big object's parts do not add up"));
-    }
+    let (n, base, mut sizes) = chunked_head(r)?;
     let bad = || Corrupt::new("a big object's part is not the size it must be");
     if let Some(owner) = table.owner_of(r).cloned() {
-        let mut leaves = Vec::with_capacity(parts);
+        let mut leaves = Vec::with_capacity(sizes.len());
         for want in sizes {
             let first = Text::from(r.str()?);
             let body = part_body(r)?;
@@ -673,6 +697,203 @@ fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Resul
         }
     }
     Ok(PVal::Obj(PObj::from_sorted_tail(&mut table.entries, from)))
+}
+
+/// The head of a big object written in parts, up to its count of parts:
+/// its member count, the strings its parts share, and the size of each
+/// part.
+fn chunked_head(
+    r: &mut Reader<'_>,
+) -> Result<(usize, Arc<[Text]>, impl ExactSizeIterator<Item = usize> + use<>), Corrupt> {
+    let n = r.len(2)?;
+    let g = r.len(1)?;
+    let mut base = Vec::with_capacity(g);
+    for _ in 0..g {
+        let s = Text::from(r.str()?);
+        // Shared by many parts: static when the pool has room, so that
+        // the many clones cost no atomic operations.
+        base.push(crate::value::hot::hot(&s).unwrap_or(s));
+    }
+    let parts = r.len(3)?;
+    let sizes = leaf_sizes(n);
+    if parts != sizes.len() {
+        return Err(Corrupt::new("a big object's parts do not add up"));
+    }
+    Ok((n, base.into(), sizes))
+}
+
+/// A big object of a far state, its parts stored apart (see
+/// [`CHUNKED_APART`]): read when first asked for, from the parts' area
+/// `table` reads them from.
+fn get_apart(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<PVal, Corrupt> {
+    let (n, base, sizes) = chunked_head(r)?;
+    let Some(area) = table.apart.clone() else {
+        return Err(Corrupt::new(
+            "a big object's parts are stored apart, without their area",
+        ));
+    };
+    let mut at = r.varint()?;
+    let mut leaves = Vec::with_capacity(sizes.len());
+    let mut places = Vec::with_capacity(sizes.len());
+    for (i, want) in sizes.enumerate() {
+        let first = Text::from(r.str()?);
+        let (len, packed) = (r.varint()?, r.varint()?);
+        // A part is at most a leaf of values (each at least a byte), and
+        // decompresses to at most 255 bytes a byte.
+        let fits = |n: u64, max: u64| u32::try_from(n).ok().filter(|&n| u64::from(n) <= max);
+        let (Some(len), Some(packed)) = (fits(len, u64::from(u32::MAX)), fits(packed, len.max(1))) else {
+            return Err(Corrupt::new("a big object's part is not the size it must be"));
+        };
+        if (len as usize) < want || u64::from(len) > u64::from(packed).saturating_mul(255) + 16 {
+            return Err(Corrupt::new("a big object's part is not the size it must be"));
+        }
+        places.push(Place { at, packed, len });
+        at = at.saturating_add(u64::from(packed));
+        leaves.push((first, i as u32));
+    }
+    if at > area.len() {
+        return Err(Corrupt::new("a big object's parts run past their area"));
+    }
+    let src = Arc::new(Apart {
+        area,
+        base,
+        places: places.into(),
+    });
+    Ok(PVal::Obj(PObj::lazy(n, src, leaves)))
+}
+
+/// Where the bytes of a far state's parts are (see [`CHUNKED_APART`]):
+/// in memory, or in a file, read as needed.
+pub trait PartBytes: Send + Sync {
+    /// The area's length.
+    fn len(&self) -> u64;
+    /// Its `len` bytes from `at`, which lie within it, into `out`.
+    fn read(&self, at: u64, len: usize, out: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+/// A parts' area in memory: `bytes` from `from` on.
+pub struct InMemory {
+    pub bytes: Arc<Vec<u8>>,
+    pub from: usize,
+}
+
+impl PartBytes for InMemory {
+    fn len(&self) -> u64 {
+        self.bytes.len().saturating_sub(self.from) as u64
+    }
+
+    fn read(&self, at: u64, len: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let at = usize::try_from(at).ok().and_then(|a| a.checked_add(self.from));
+        let part = at.and_then(|a| self.bytes.get(a..a.checked_add(len)?));
+        let part = part.ok_or_else(|| std::io::Error::other("a part past the end of its area"))?;
+        out.clear();
+        out.extend_from_slice(part);
+        Ok(())
+    }
+}
+
+/// A part of a big object stored apart: where in the area, how long
+/// compressed and not.
+#[derive(Clone, Copy)]
+struct Place {
+    at: u64,
+    packed: u32,
+    len: u32,
+}
+
+/// The parts of a big object stored apart (see [`get_apart`]).
+struct Apart {
+    area: Arc<dyn PartBytes>,
+    base: Arc<[Text]>,
+    places: Box<[Place]>,
+}
+
+impl Apart {
+    fn read(&self, i: u32) -> Result<Small, Corrupt> {
+        let place = self
+            .places
+            .get(i as usize)
+            .ok_or_else(|| Corrupt::new("no such part"))?;
+        let body = PACKED.with_borrow_mut(|packed| {
+            self.area
+                .read(place.at, place.packed as usize, packed)
+                .map_err(|e| Corrupt::new(format!("reading a part: {e}")))?;
+            lz4_flex::block::decompress(packed, place.len as usize).map_err(|e| Corrupt::new(e.to_string()))
+        })?;
+        if body.len() != place.len as usize {
+            return Err(Corrupt::new("a big object's part is not the size it must be"));
+        }
+        let body = Arc::new(body);
+        let mut r = Reader::new(&body);
+        let mut table = ReadTable::default();
+        table.base = Some(self.base.clone());
+        table.owner = Some(body.clone());
+        let mut entries = Small::new();
+        part_members(&mut r, &mut table, 0, &mut |k, v| entries.push((k, v)))?;
+        match r.remaining() {
+            0 => Ok(entries),
+            _ => Err(Corrupt::new("bytes after a big object's part")),
+        }
+    }
+}
+
+thread_local! {
+    /// The compressed bytes of the last part read on this thread, for the
+    /// next one's.
+    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl LeafSource for Apart {
+    fn entries(&self, at: u32) -> Small {
+        // The area is the process's own scratch file or bytes checked
+        // against their hash, which never change: a part that does not
+        // read back is a bug, or the file failing under us.
+        self.read(at)
+            .unwrap_or_else(|e| panic!("a far state's part no longer reads back: {}", e.0))
+    }
+}
+
+/// A far state written with its big objects' parts apart: the length of
+/// the rest (its head), then the rest compressed, then the parts' area.
+pub fn put_far(state: &PVal) -> Result<Vec<u8>, String> {
+    let mut head = Vec::new();
+    let mut table = TextTable {
+        apart: Some(Vec::new()),
+        ..TextTable::default()
+    };
+    put_value(&mut head, &mut table, state)?;
+    let area = table.apart.take().unwrap_or_default();
+    let head = lz4_flex::compress_prepend_size(&head);
+    let len = u32::try_from(head.len()).map_err(|_| "a far state's head is over 4 GB".to_string())?;
+    let mut out = Vec::with_capacity(4 + head.len() + area.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&area);
+    Ok(out)
+}
+
+/// The length of a far state's head (see [`put_far`]) from its first four
+/// bytes.
+pub fn far_head_len(first: &[u8]) -> Result<usize, Corrupt> {
+    let len: [u8; 4] = first
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Corrupt::new("a far state cut short"))?;
+    Ok(u32::from_le_bytes(len) as usize)
+}
+
+/// Read a far state (see [`put_far`]) from its head (compressed, without
+/// its length), its parts to be read from `area` when first asked for.
+pub fn get_far(head: &[u8], area: Arc<dyn PartBytes>) -> Result<PVal, Corrupt> {
+    let bytes = lz4_flex::decompress_size_prepended(head).map_err(|e| Corrupt::new(e.to_string()))?;
+    let mut r = Reader::new(&bytes);
+    let mut table = ReadTable::default();
+    table.apart = Some(area);
+    let v = get_value(&mut r, &mut table)?;
+    match r.remaining() {
+        0 => Ok(v),
+        n => Err(Corrupt::new(format!("{n} bytes after a far state"))),
+    }
 }
 
 /// The bytes of a part of a big object, after its first key.
@@ -959,6 +1180,19 @@ fn skip_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<
                 part_body(r)?;
             }
         }
+        CHUNKED_APART => {
+            r.len(2)?;
+            for _ in 0..r.len(1)? {
+                r.bytes()?;
+            }
+            let parts = r.len(3)?;
+            r.varint()?;
+            for _ in 0..parts {
+                r.bytes()?;
+                r.varint()?;
+                r.varint()?;
+            }
+        }
         t => return Err(Corrupt::new(format!("unknown value tag {t}"))),
     }
     Ok(())
@@ -1028,6 +1262,86 @@ mod tests {
         let v = get_value(&mut r, &mut ReadTable::lazily(bytes.clone())).unwrap();
         assert_eq!(r.remaining(), 0);
         v
+    }
+
+    /// A parts' area in memory that counts the parts read from it.
+    struct CountedArea(InMemory, std::sync::atomic::AtomicUsize);
+
+    impl PartBytes for CountedArea {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+
+        fn read(&self, at: u64, len: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.read(at, len, out)
+        }
+    }
+
+    #[test]
+    fn far_states_keep_their_big_objects_parts_apart_and_read_each_when_first_asked() {
+        let state = PVal::from_json(&format!(
+            r#"{{"users":{},"n":5,"deep":{{"more":{}}},"list":[{}]}}"#,
+            big(700, 3).to_json(),
+            big(300, 5).to_json(),
+            big(100, 9).to_json()
+        ))
+        .unwrap();
+        let bytes = put_far(&state).unwrap();
+        let end = 4 + far_head_len(&bytes).unwrap();
+        let bytes = Arc::new(bytes);
+        let area = Arc::new(CountedArea(
+            InMemory {
+                bytes: bytes.clone(),
+                from: end,
+            },
+            Default::default(),
+        ));
+        let reads = || area.1.load(std::sync::atomic::Ordering::Relaxed);
+        // The head is a small part of it: every part is in the area.
+        assert!(end * 8 < bytes.len(), "head {end} of {}", bytes.len());
+        let read = get_far(&bytes[4..end], area.clone()).unwrap();
+        assert_eq!(reads(), 0, "no part is read with the head");
+        let field = |v: &PVal, k: &str| match v {
+            PVal::Obj(o) => o.get(k).cloned(),
+            _ => None,
+        };
+        let key = match field(&state, "users") {
+            Some(PVal::Obj(o)) => o.keys().nth(350).unwrap().clone(),
+            _ => unreachable!("the users are an object"),
+        };
+        let users = field(&read, "users").unwrap();
+        assert_eq!(reads(), 0, "the big object is had from the head");
+        assert_eq!(field(&users, &key), field(&field(&state, "users").unwrap(), &key));
+        assert_eq!(reads(), 1, "one part read for one member");
+        assert_eq!(read.to_json(), state.to_json());
+        assert_eq!(read, state);
+        let parts = reads();
+        assert_eq!(read.to_json(), state.to_json());
+        assert_eq!(reads(), parts, "each part is read once");
+        // Its head steps over as a value, and reads nowhere but from an
+        // area.
+        let head = lz4_flex::decompress_size_prepended(&bytes[4..end]).unwrap();
+        let mut r = Reader::new(&head);
+        skip_value(&mut r, &mut ReadTable::default()).unwrap();
+        assert_eq!(r.remaining(), 0);
+        assert!(get_value(&mut Reader::new(&head), &mut ReadTable::default()).is_err());
+        // A head cut or damaged anywhere: an error or some value, never a
+        // panic (the parts are only for checked bytes).
+        for at in (0..head.len()).step_by(37) {
+            let mut bad = head.clone();
+            bad[at] ^= 0x5a;
+            let bad = lz4_flex::compress_prepend_size(&bad);
+            let _ = get_far(&bad, area.clone());
+            let cut = lz4_flex::compress_prepend_size(&head[..at]);
+            assert!(get_far(&cut, area.clone()).is_err());
+        }
+        // A part's place past the area's end is an error.
+        let short = Arc::new(InMemory {
+            bytes: Arc::new(bytes[..bytes.len() - 1].to_vec()),
+            from: end,
+        });
+        assert!(get_far(&bytes[4..end], short).is_err());
     }
 
     #[test]
