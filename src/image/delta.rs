@@ -226,11 +226,6 @@ impl Delta {
 /// checkpoint in the other bits), not a delta for an interval.
 pub(super) const FAR_JOB: usize = 1 << (usize::BITS - 1);
 
-/// Read this much of a far state in the scratch file at once: its head
-/// (see [`codec::put_far`]), most likely whole (tens of kilobytes for a
-/// state of 100,000 records).
-const FAR_HEAD_GUESS: usize = 64 << 10;
-
 /// A whole state (a far state, see `Fold::far`), written by
 /// [`codec::put_far`] with its big objects' parts compressed one by one
 /// after its head, and stored as a delta is: in memory or in the scratch
@@ -313,24 +308,16 @@ impl Far {
             check: None,
         } = &self.stored
         {
+            // Its head (with its length), as long as it was made.
             let len = *len as usize;
+            let end = self.read_bytes.min(len);
             let first = file
-                .get(*at, len.min(FAR_HEAD_GUESS) as u32)
+                .get(*at, end as u32)
                 .map_err(|e| format!("reading a far state: {e}"))?;
-            let end = codec::far_head_len(&first).map_err(corrupt)?.saturating_add(4);
-            if end > len {
-                return Err("a far state's head runs past its end".into());
+            if codec::far_head_len(&first).map_err(corrupt)?.saturating_add(4) != end {
+                return Err("a far state's head is not the length it was made".into());
             }
-            let rest;
-            let head = match first.get(4..end) {
-                Some(head) => head,
-                None => {
-                    rest = file
-                        .get(at + 4, (end - 4) as u32)
-                        .map_err(|e| format!("reading a far state: {e}"))?;
-                    &rest
-                }
-            };
+            let head = &first[4..];
             let area = FarArea {
                 file: file.clone(),
                 at: at + end as u64,
@@ -429,13 +416,17 @@ pub(super) fn composed(run: &[Option<Delta>], forward: bool) -> Result<Composed,
 type Job = (u64, usize, PVal, PVal, Option<Arc<Spill>>);
 /// What was made for job `c` of generation `generation`.
 type Made = (u64, usize, Option<Piece>);
-/// The maker thread's two ends.
-type Channels = (Sender<Job>, Receiver<Made>);
+/// The maker threads' ends: where deltas' jobs go, where far states' go,
+/// and where what they made comes back.
+type Channels = (Sender<Job>, Sender<Job>, Receiver<Made>);
 
-/// Makes deltas on a thread of its own. Diffing the states at two
-/// checkpoints costs about half what folding their interval did (imbl's
-/// diff walks down to every changed entry), and the fold keeps only one
-/// core busy: on the other, deltas cost the fold nothing.
+/// Makes deltas on a thread of its own, and far states on another.
+/// Diffing the states at two checkpoints costs about half what folding
+/// their interval did (imbl's diff walks down to every changed entry), and
+/// the fold keeps only one core busy: on the other, deltas cost the fold
+/// nothing. Writing a far state (a whole state) costs tens of
+/// milliseconds: on the deltas' thread, the fold waited for it whenever
+/// the budget made it wait for the deltas queued.
 #[derive(Default)]
 pub(super) struct Maker {
     thread: Option<Channels>,
@@ -462,9 +453,10 @@ impl Maker {
         if self.thread.is_none() {
             self.thread = spawn();
         }
-        let Some((tx, _)) = &self.thread else {
+        let Some((deltas, fars, _)) = &self.thread else {
             return Some((c, make(c, &a, &b, self.spill.as_ref())));
         };
+        let tx = if c & FAR_JOB != 0 { fars } else { deltas };
         match tx.send((self.generation, c, a, b, self.spill.clone())) {
             Ok(()) => {
                 self.pending += 1;
@@ -486,7 +478,9 @@ impl Maker {
     /// The deltas made since the last call; with `wait`, all those queued.
     pub fn collect(&mut self, wait: bool) -> Vec<(usize, Option<Piece>)> {
         let mut out = Vec::new();
-        let Some((_, rx)) = &self.thread else { return out };
+        let Some((_, _, rx)) = &self.thread else {
+            return out;
+        };
         while self.pending > 0 {
             let got = if wait { rx.recv().ok() } else { rx.try_recv().ok() };
             let Some((generation, c, delta)) = got else { break };
@@ -533,25 +527,32 @@ impl Maker {
 }
 
 fn spawn() -> Option<Channels> {
-    let (tx, jobs) = channel::<Job>();
     let (done, rx) = channel::<Made>();
-    std::thread::Builder::new()
-        .name("evscope-delta".into())
-        // The diff recurses once a level of nesting.
-        .stack_size(64 << 20)
-        .spawn(move || {
-            for (generation, c, a, b, spill) in jobs {
-                // A closed channel means the image is gone: so are we.
-                if done
-                    .send((generation, c, make(c, &a, &b, spill.as_ref())))
-                    .is_err()
-                {
-                    return;
+    let worker = |name: &str| {
+        let (tx, jobs) = channel::<Job>();
+        let done = done.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            // The diff recurses once a level of nesting.
+            .stack_size(64 << 20)
+            .spawn(move || {
+                for (generation, c, a, b, spill) in jobs {
+                    // A closed channel means the image is gone: so are we.
+                    if done
+                        .send((generation, c, make(c, &a, &b, spill.as_ref())))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
-            }
-        })
-        .ok()?;
-    Some((tx, rx))
+            })
+            .ok()
+            .map(|_| tx)
+    };
+    let deltas = worker("evscope-delta")?;
+    // Without a second thread, far states go with the deltas.
+    let fars = worker("evscope-far").unwrap_or_else(|| deltas.clone());
+    Some((deltas, fars, rx))
 }
 
 #[cfg(test)]

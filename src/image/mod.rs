@@ -104,13 +104,21 @@ const NEAR_FOCUS: usize = 4;
 /// day: 294 far states (752 MB) against 148 (379 MB), the seeks' deltas
 /// from the far state applied in 10.0 ms against 15.3 (median), seek p50
 /// 63.1 against 69.9 ms, p99 100.6 against 109.7; the fold 87k against
-/// 100k events/s, within that day's noise (86k-113k).
-const FAR_EVERY: usize = 64;
+/// 100k events/s, within that day's noise (86k-113k). Once a seek read
+/// only a far state's head (see `delta::Far`), crossing the deltas from it
+/// was most of a far seek (about 1 ms a delta, composed on one core while
+/// the other applies): 32 against 64, traced on the 10M log on one night,
+/// seek p50 13.2-15.2 ms against 27.6-28.3, p99 26.1-31.0 against
+/// 51.3-55.6; 599 far states (2.6 GB of scratch file) against 288; the
+/// fold 55,500 events/s with far states made on the deltas' thread and
+/// 61,500 on a thread of their own, against 72,600-78,800 at 64.
+const FAR_EVERY: usize = 32;
 
 /// A far state's bytes are read in this many times faster than deltas'
-/// are crossed. On the 10M benchmark log (2.6 MB far states, 16.6 KB
-/// deltas) a far state is read lazily in 13-15 ms (median) inside a seek,
-/// and a delta is crossed in about 0.85 ms, from a far state or from a
+/// are crossed (the bytes a read takes at once: its head, see
+/// `delta::Far`). On the 10M benchmark log (2.6 MB far states read whole
+/// then, 16.6 KB deltas) a far state was read lazily in 13-15 ms (median)
+/// inside a seek, and a delta is crossed in about 0.85 ms, from a far state or from a
 /// kept checkpoint alike: composed on a second thread while this one
 /// applies, the changes below members put off in unread leaves (see
 /// `Composed::apply`; a leaf shared with the checkpoint gets a leaf over
