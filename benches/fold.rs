@@ -141,10 +141,11 @@ fn main() {
         (held + spilled) as f64 / (deltas * image.checkpoint_interval()).max(1) as f64
     );
 
-    let (far, far_bytes) = image.far_stats();
+    let (far, far_bytes, far_heads) = image.far_stats();
     println!(
-        "far states: {far} in the scratch file, {:.1} MB",
-        far_bytes as f64 / (1 << 20) as f64
+        "far states: {far} in the scratch file, {:.1} MB (a seek reads {:.0} KB of one at once)",
+        far_bytes as f64 / (1 << 20) as f64,
+        far_heads as f64 / far.max(1) as f64 / 1024.0
     );
     let index = image.entries().bytes();
     println!(

@@ -1109,11 +1109,14 @@ impl MemoryImage {
         (n, self.fold.delta_bytes, self.fold.spilled_bytes)
     }
 
-    /// How many far states (see `Fold::far`) are kept in files, and their
-    /// bytes there.
-    pub fn far_stats(&self) -> (usize, usize) {
-        let bytes = self.fold.far.values().map(Far::spilled_bytes).sum();
-        (self.fold.far.len(), bytes)
+    /// How many far states (see `Fold::far`) are kept in files, their
+    /// bytes there, and the bytes a seek reads of them at once (their
+    /// heads, see `delta::Far`).
+    pub fn far_stats(&self) -> (usize, usize, usize) {
+        let far = self.fold.far.values();
+        let bytes = far.clone().map(Far::spilled_bytes).sum();
+        let heads = far.map(Far::read_bytes).sum();
+        (self.fold.far.len(), bytes, heads)
     }
 
     /// The initial state.
