@@ -664,7 +664,7 @@ fn get_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<P
 /// A big object written in parts (see [`CHUNKED`]): lazily when `table`
 /// holds the bytes, else all now.
 fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<PVal, Corrupt> {
-    let (n, base, mut sizes) = chunked_head(r)?;
+    let (n, base, mut sizes) = chunked_head(r, false)?;
     let bad = || Corrupt::new("a big object's part is not the size it must be");
     if let Some(owner) = table.owner_of(r).cloned() {
         let mut leaves = Vec::with_capacity(sizes.len());
@@ -704,8 +704,14 @@ fn get_chunked(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Resul
 /// part.
 fn chunked_head(
     r: &mut Reader<'_>,
+    apart: bool,
 ) -> Result<(usize, Arc<[Text]>, impl ExactSizeIterator<Item = usize> + use<>), Corrupt> {
-    let n = r.len(2)?;
+    // Its members follow (two bytes each at least), unless they are stored
+    // apart: then the count of parts, which must fit, bounds them.
+    let n = match apart {
+        false => r.len(2)?,
+        true => usize::try_from(r.varint()?).map_err(|_| Corrupt::new("length out of range"))?,
+    };
     let g = r.len(1)?;
     let mut base = Vec::with_capacity(g);
     for _ in 0..g {
@@ -726,7 +732,7 @@ fn chunked_head(
 /// [`CHUNKED_APART`]): read when first asked for, from the parts' area
 /// `table` reads them from.
 fn get_apart(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<PVal, Corrupt> {
-    let (n, base, sizes) = chunked_head(r)?;
+    let (n, base, sizes) = chunked_head(r, true)?;
     let Some(area) = table.apart.clone() else {
         return Err(Corrupt::new(
             "a big object's parts are stored apart, without their area",
@@ -738,15 +744,18 @@ fn get_apart(r: &mut Reader<'_>, table: &mut ReadTable) -> Result<PVal, Corrupt>
     for (i, want) in sizes.enumerate() {
         let first = Text::from(r.str()?);
         let (len, packed) = (r.varint()?, r.varint()?);
-        // A part is at most a leaf of values (each at least a byte), and
-        // decompresses to at most 255 bytes a byte.
-        let fits = |n: u64, max: u64| u32::try_from(n).ok().filter(|&n| u64::from(n) <= max);
-        let (Some(len), Some(packed)) = (fits(len, u64::from(u32::MAX)), fits(packed, len.max(1))) else {
+        // A part holds `want` members (a byte each at least); lz4 writes
+        // at most its maximum output for them, and makes at most 255 bytes
+        // of a byte.
+        let sizes = u32::try_from(len).ok().zip(u32::try_from(packed).ok());
+        let Some((len, packed)) = sizes.filter(|&(len, packed)| {
+            let (len, packed) = (len as usize, packed as usize);
+            len >= want
+                && packed <= lz4_flex::block::get_maximum_output_size(len)
+                && len <= packed.saturating_mul(255) + 16
+        }) else {
             return Err(Corrupt::new("a big object's part is not the size it must be"));
         };
-        if (len as usize) < want || u64::from(len) > u64::from(packed).saturating_mul(255) + 16 {
-            return Err(Corrupt::new("a big object's part is not the size it must be"));
-        }
         places.push(Place { at, packed, len });
         at = at.saturating_add(u64::from(packed));
         leaves.push((first, i as u32));
@@ -1181,7 +1190,7 @@ fn skip_node(r: &mut Reader<'_>, table: &mut ReadTable, depth: usize) -> Result<
             }
         }
         CHUNKED_APART => {
-            r.len(2)?;
+            r.varint()?;
             for _ in 0..r.len(1)? {
                 r.bytes()?;
             }
@@ -1276,6 +1285,43 @@ mod tests {
             self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.0.read(at, len, out)
         }
+    }
+
+    #[test]
+    fn a_far_state_whose_parts_do_not_compress_reads_back() {
+        // Keys and values of unrelated bytes: lz4 makes each part a little
+        // longer. (Keys this short also make a head shorter than two bytes
+        // a member.)
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'0' + (x % 75) as u8)
+                })
+                .collect()
+        };
+        let members: Vec<String> = (0..200)
+            .map(|_| {
+                let (k, v) = (noise(3), noise(100));
+                format!("{}:{}", PVal::str(&k).to_json(), PVal::str(&v).to_json())
+            })
+            .collect();
+        let state = PVal::from_json(&format!("{{{}}}", members.join(","))).unwrap();
+        let bytes = put_far(&state).unwrap();
+        let end = 4 + far_head_len(&bytes).unwrap();
+        let bytes = Arc::new(bytes);
+        let area = Arc::new(InMemory {
+            bytes: bytes.clone(),
+            from: end,
+        });
+        assert_eq!(get_far(&bytes[4..end], area).unwrap().to_json(), state.to_json());
+        let head = lz4_flex::decompress_size_prepended(&bytes[4..end]).unwrap();
+        let mut r = Reader::new(&head);
+        skip_value(&mut r, &mut ReadTable::default()).unwrap();
+        assert_eq!(r.remaining(), 0);
     }
 
     #[test]
