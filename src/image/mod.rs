@@ -1226,11 +1226,11 @@ impl MemoryImage {
 
     /// A far state (see `Fold::far`) at or before `want` and after `c`, the
     /// kept checkpoint a seek would start from, when reading it in and
-    /// going on from there crosses less: it is decoded and kept as a
+    /// going on from there crosses less: it is read and kept as a
     /// checkpoint. Also one after `want` that undoing
     /// back from would cross less (it is only read in; the seek then finds
-    /// it). A whole state costs what deltas of a tenth as many bytes do
-    /// (see [`FAR_BYTES_PER_DELTA_BYTE`]).
+    /// it). A far state costs what deltas of a tenth as many bytes as a read
+    /// of it takes at once do (see [`FAR_BYTES_PER_DELTA_BYTE`]).
     fn read_in_far(&mut self, c: usize, want: usize) -> Option<(usize, PVal)> {
         let f = &self.fold;
         if f.far.is_empty() || c >= want {

@@ -511,7 +511,7 @@ fn put_node<'s>(
 /// bytes are compressed onto its end instead (see [`CHUNKED_APART`]).
 fn put_chunked<'s>(
     out: &mut Vec<u8>,
-    apart: Option<&mut Vec<u8>>,
+    mut apart: Option<&mut Vec<u8>>,
     o: &'s PObj,
     depth: usize,
 ) -> Result<(), String> {
@@ -547,7 +547,6 @@ fn put_chunked<'s>(
         put_bytes(out, s.as_bytes());
     }
     put_varint(out, sizes.len() as u64);
-    let mut apart = apart;
     if let Some(area) = &apart {
         put_varint(out, area.len() as u64);
     }
@@ -833,14 +832,8 @@ impl Apart {
             return Err(Corrupt::new("a big object's part is not the size it must be"));
         }
         let body = Arc::new(body);
-        let mut r = Reader::new(&body);
-        let mut table = ReadTable::default();
-        table.base = Some(self.base.clone());
-        table.owner = Some(body.clone());
-        let mut entries = Small::new();
-        part_members(&mut r, &mut table, 0, &mut |k, v| entries.push((k, v)))?;
-        match r.remaining() {
-            0 => Ok(entries),
+        match part_at(&body, 0, &self.base)? {
+            (entries, end) if end == body.len() => Ok(entries),
             _ => Err(Corrupt::new("bytes after a big object's part")),
         }
     }
@@ -920,17 +913,21 @@ struct Parts {
 
 impl Parts {
     fn read(&self, at: u32) -> Result<Small, Corrupt> {
-        let mut r = Reader {
-            buf: &self.bytes,
-            at: at as usize,
-        };
-        let mut table = ReadTable::default();
-        table.base = Some(self.base.clone());
-        table.owner = Some(self.bytes.clone());
-        let mut entries = Small::new();
-        part_members(&mut r, &mut table, 0, &mut |k, v| entries.push((k, v)))?;
-        Ok(entries)
+        part_at(&self.bytes, at as usize, &self.base).map(|(entries, _)| entries)
     }
+}
+
+/// The members of the part of a big object at `at` in `bytes` (which big
+/// objects inside it keep, to be read lazily), its strings numbered after
+/// `base`; and where in `bytes` it ends.
+fn part_at(bytes: &Arc<Vec<u8>>, at: usize, base: &Arc<[Text]>) -> Result<(Small, usize), Corrupt> {
+    let mut r = Reader { buf: bytes, at };
+    let mut table = ReadTable::default();
+    table.base = Some(base.clone());
+    table.owner = Some(bytes.clone());
+    let mut entries = Small::new();
+    part_members(&mut r, &mut table, 0, &mut |k, v| entries.push((k, v)))?;
+    Ok((entries, r.at))
 }
 
 /// The members of one part of a big object at `r`, each handed to `each`
